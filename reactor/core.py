@@ -1,0 +1,584 @@
+"""The Reactor: one loop that waits on a multiplexer and runs everything else.
+
+A pass (``iterate``) has four numbered steps, written out in ``_run_once``.
+Its invariant: *that method is the only place user callbacks are called*,
+each under its own guard, so a user's exception is logged to the
+``"reactor"`` logger and the loop goes on. Callbacks scheduled during a pass
+run in the next pass, so a callback that re-schedules itself forever still
+lets I/O through.
+
+Other threads talk to the loop through ``call_from_thread``: it appends to
+the ready deque (``deque.append`` is atomic) and then writes to a wake-up fd
+(an eventfd, or a pipe where there is none) that the loop watches like any
+other reader, so a loop asleep in poll wakes at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from .defer import Deferred, Failure, gather, maybe_deferred
+from .coroutines import ensure_deferred
+from .errors import ReactorAlreadyRunning, ReactorClosed, ReactorNotRunning
+from .multiplexers import READ, WRITE, make_multiplexer
+from .threads import ThreadPool
+from .timers import QUEUED, DelayedCall, TimerQueue
+
+log = logging.getLogger("reactor")
+
+
+class _Waker:
+    """The loop's wake-up fd: any thread writes, the loop drains."""
+
+    __slots__ = ("_read_fd", "_write_fd", "_pending")
+
+    def __init__(self) -> None:
+        if hasattr(os, "eventfd"):
+            fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._read_fd = self._write_fd = fd
+        else:  # pragma: no cover - platforms without eventfd
+            self._read_fd, self._write_fd = os.pipe()
+            os.set_blocking(self._read_fd, False)
+            os.set_blocking(self._write_fd, False)
+        self._pending = False
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def wake(self) -> None:
+        """Make the loop's next (or current) poll return at once."""
+        # Skip the syscall while an earlier wake-up is still undrained. The
+        # loop clears the flag *before* it runs what it was woken for, so a
+        # wake-up can be doubled but never lost.
+        if self._pending:
+            return
+        self._pending = True
+        try:
+            os.write(self._write_fd, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except (BlockingIOError, OSError):
+            # Full (the loop is far behind, so it will wake anyway) or closed.
+            pass
+
+    def on_read(self) -> None:
+        self._pending = False
+        try:
+            os.read(self._read_fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def on_write(self) -> None:  # pragma: no cover - never registered for writing
+        pass
+
+    def on_close(self, reason: Failure) -> None:  # pragma: no cover - never fails
+        pass
+
+    def close(self) -> None:
+        os.close(self._read_fd)
+        if self._write_fd != self._read_fd:  # pragma: no cover - pipe fallback
+            os.close(self._write_fd)
+
+
+class Reactor:
+    """An event loop: descriptors, timers, a ready queue, threads and shutdown hooks."""
+
+    #: How long stop() waits for shutdown hooks' Deferreds, in seconds.
+    shutdown_timeout = 30.0
+
+    def __init__(self, multiplexer: str | None = None, *, thread_pool_size: int = 10, debug: bool | None = None, loop: Any = None) -> None:
+        if multiplexer == "asyncio":
+            from .aio import AsyncioMultiplexer
+
+            self._mux = AsyncioMultiplexer(self, loop)
+        else:
+            self._mux = make_multiplexer(multiplexer)
+        self.multiplexer = self._mux.name
+        self._readers: dict[int, Any] = {}
+        self._writers: dict[int, Any] = {}
+        self._ready: collections.deque[DelayedCall] = collections.deque()
+        self._timers = TimerQueue(time.monotonic)
+        self._waker = _Waker()
+        self._thread_pool_size = thread_pool_size
+        self._pool: ThreadPool | None = None
+        self._shutdown_hooks: list[tuple[Callable[..., Any], tuple]] = []
+        self._thread_id: int | None = None
+        self._stopping = False
+        self._closed = False
+        self.running = False
+        if debug is None:
+            debug = os.environ.get("PYREACTOR_DEBUG", "") not in ("", "0")
+        self.debug = debug
+        self.slow_callback_duration = 0.1
+        self.add_reader(self._waker)
+
+    # -- time and calls ---------------------------------------------------
+
+    def seconds(self) -> float:
+        """The monotonic time used by all timers."""
+        return time.monotonic()
+
+    def call_soon(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> DelayedCall:
+        """Run ``func(*args, **kwargs)`` on the next pass, after those already queued."""
+        call = DelayedCall(self._timers, 0.0, func, args, kwargs)
+        call._entry = QUEUED
+        self._ready.append(call)
+        return call
+
+    def call_later(self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any) -> DelayedCall:
+        """Run ``func(*args, **kwargs)`` ``delay`` seconds from now."""
+        return self._timers.call_at(time.monotonic() + delay, func, args, kwargs)
+
+    def call_at(self, when: float, func: Callable[..., Any], *args: Any, **kwargs: Any) -> DelayedCall:
+        """Run ``func(*args, **kwargs)`` when ``seconds()`` reaches ``when``."""
+        return self._timers.call_at(when, func, args, kwargs)
+
+    def call_from_thread(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``func`` in the reactor thread on its next pass; safe from any thread."""
+        call = DelayedCall(self._timers, 0.0, func, args, kwargs)
+        call._entry = QUEUED
+        self._ready.append(call)
+        self._waker.wake()
+
+    def defer_to_thread(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+        """Run a blocking ``func`` in the thread pool; the Deferred fires in the reactor thread."""
+        pool = self._pool
+        if pool is None:
+            self._check_open()
+            pool = self._pool = ThreadPool(self, self._thread_pool_size)
+        return pool.submit(func, args, kwargs)
+
+    def get_delayed_calls(self) -> list[DelayedCall]:
+        """The pending timers, earliest first."""
+        return self._timers.pending()
+
+    def in_reactor_thread(self) -> bool:
+        """True in the thread running the loop (or, before it runs, the thread that made it)."""
+        return self._thread_id is None or self._thread_id == threading.get_ident()
+
+    # -- descriptors ------------------------------------------------------
+
+    def add_reader(self, descriptor: Any) -> None:
+        """Call ``descriptor.on_read()`` whenever its fd is readable."""
+        fd = descriptor.fileno()
+        if self._readers.get(fd) is descriptor:
+            return
+        self._update(fd, READ | (WRITE if fd in self._writers else 0), fd in self._readers or fd in self._writers)
+        self._readers[fd] = descriptor
+
+    def add_writer(self, descriptor: Any) -> None:
+        """Call ``descriptor.on_write()`` whenever its fd is writable."""
+        fd = descriptor.fileno()
+        if self._writers.get(fd) is descriptor:
+            return
+        self._update(fd, WRITE | (READ if fd in self._readers else 0), fd in self._readers or fd in self._writers)
+        self._writers[fd] = descriptor
+
+    def remove_reader(self, descriptor: Any) -> None:
+        """Stop calling ``descriptor.on_read()``; does nothing if it was not a reader."""
+        fd = self._fd_of(descriptor, self._readers)
+        if fd is None:
+            return
+        if fd in self._writers:
+            self._mux.modify(fd, WRITE)
+        else:
+            self._mux.unregister(fd)
+        del self._readers[fd]
+
+    def remove_writer(self, descriptor: Any) -> None:
+        """Stop calling ``descriptor.on_write()``; does nothing if it was not a writer."""
+        fd = self._fd_of(descriptor, self._writers)
+        if fd is None:
+            return
+        if fd in self._readers:
+            self._mux.modify(fd, READ)
+        else:
+            self._mux.unregister(fd)
+        del self._writers[fd]
+
+    def remove_all(self) -> list[Any]:
+        """Remove every user descriptor and return them."""
+        removed = []
+        for descriptor in {id(d): d for d in (*self._readers.values(), *self._writers.values())}.values():
+            if descriptor is self._waker:
+                continue
+            self.remove_reader(descriptor)
+            self.remove_writer(descriptor)
+            removed.append(descriptor)
+        return removed
+
+    def get_readers(self) -> list[Any]:
+        """The user descriptors watched for reading."""
+        return [d for d in self._readers.values() if d is not self._waker]
+
+    def get_writers(self) -> list[Any]:
+        """The descriptors watched for writing."""
+        return list(self._writers.values())
+
+    def _update(self, fd: int, events: int, known: bool) -> None:
+        if fd < 0:
+            raise ValueError("descriptor has no open fd")
+        if known:
+            self._mux.modify(fd, events)
+        else:
+            self._mux.register(fd, events)
+
+    @staticmethod
+    def _fd_of(descriptor: Any, table: dict[int, Any]) -> int | None:
+        try:
+            fd = descriptor.fileno()
+        except (OSError, ValueError):
+            fd = -1
+        if table.get(fd) is descriptor:
+            return fd
+        # Closed already (fileno() is -1 or was reused): find it by identity.
+        for known, value in table.items():
+            if value is descriptor:
+                return known
+        return None
+
+    # -- the loop ---------------------------------------------------------
+
+    def iterate(self, timeout: float = 0.0) -> None:
+        """Run one pass, waiting at most ``timeout`` seconds for I/O or a timer."""
+        self._check_open()
+        if self._thread_id is None:
+            self._thread_id = threading.get_ident()
+        self._run_once(timeout)
+
+    def _run_once(self, max_timeout: float | None) -> None:
+        """Run one pass: poll, dispatch I/O, run due timers, run ready calls.
+
+        This method is the only place user callbacks are called.
+        """
+        ready = self._ready
+        timers = self._timers
+        # 1. Sleep no longer than the next timer, and not at all if work is ready.
+        ntodo = len(ready)
+        if ntodo or self._stopping:
+            timeout: float | None = 0.0
+        else:
+            when = timers.next_time()
+            if when is None:
+                timeout = max_timeout
+            else:
+                timeout = when - time.monotonic()
+                if timeout < 0.0:
+                    timeout = 0.0
+                elif max_timeout is not None and max_timeout < timeout:
+                    timeout = max_timeout
+        events = self._mux.poll(timeout)
+        now = time.monotonic()
+        if self.debug:
+            self._dispatch_debug(events, timers.pop_due(now) if timers.heap and timers.heap[0][0] <= now else (), ntodo)
+            return
+        # 2. Dispatch I/O: on_read/on_write directly, under one guard each.
+        if events:
+            readers = self._readers
+            writers = self._writers
+            read_mask = self._mux.READ_MASK
+            write_mask = self._mux.WRITE_MASK
+            for fd, mask in events:
+                if mask & read_mask:
+                    descriptor = readers.get(fd)
+                    if descriptor is not None:
+                        try:
+                            descriptor.on_read()
+                        except Exception:
+                            self._descriptor_failed(descriptor)
+                            continue
+                if mask & write_mask:
+                    descriptor = writers.get(fd)
+                    if descriptor is not None:
+                        try:
+                            descriptor.on_write()
+                        except Exception:
+                            self._descriptor_failed(descriptor)
+        # 3. Run timers due at the start of the pass, earliest first, FIFO on ties.
+        heap = timers.heap
+        if heap and heap[0][0] <= now:
+            for call in timers.pop_due(now):
+                # A timer earlier in this batch may have cancelled or moved it.
+                if call._entry is not QUEUED:
+                    continue
+                call._entry = None
+                call.called = True
+                try:
+                    call.func(*call.args, **call.kwargs)
+                except Exception:
+                    log.exception("Unhandled error in timed call %r", call)
+        # 4. Run the calls that were ready at the start of the pass.
+        popleft = ready.popleft
+        while ntodo:
+            ntodo -= 1
+            call = popleft()
+            if call._entry is not QUEUED:
+                continue
+            call._entry = None
+            call.called = True
+            try:
+                call.func(*call.args, **call.kwargs)
+            except Exception:
+                log.exception("Unhandled error in call %r", call)
+
+    def _dispatch_debug(self, events: list[tuple[int, int]], due: Iterable[DelayedCall], ntodo: int) -> None:
+        """Steps 2 to 4 of a pass, timing every callback (debug mode)."""
+        read_mask = self._mux.READ_MASK
+        write_mask = self._mux.WRITE_MASK
+        for fd, mask in events:
+            if mask & read_mask:
+                descriptor = self._readers.get(fd)
+                if descriptor is not None and not self._timed(descriptor.on_read, (), {}, descriptor):
+                    continue
+            if mask & write_mask:
+                descriptor = self._writers.get(fd)
+                if descriptor is not None:
+                    self._timed(descriptor.on_write, (), {}, descriptor)
+        for call in due:
+            if call._entry is QUEUED:
+                call._entry = None
+                call.called = True
+                self._timed(call.func, call.args, call.kwargs, None)
+        ready = self._ready
+        while ntodo:
+            ntodo -= 1
+            call = ready.popleft()
+            if call._entry is QUEUED:
+                call._entry = None
+                call.called = True
+                self._timed(call.func, call.args, call.kwargs, None)
+
+    def _timed(self, func: Callable[..., Any], args: tuple, kwargs: dict, descriptor: Any) -> bool:
+        start = time.monotonic()
+        try:
+            func(*args, **kwargs)
+        except Exception:
+            if descriptor is not None:
+                self._descriptor_failed(descriptor)
+            else:
+                log.exception("Unhandled error in call %s", _describe(func))
+            return False
+        finally:
+            took = time.monotonic() - start
+            if took >= self.slow_callback_duration:
+                log.warning("Slow callback %s held the loop for %.3f s", _describe(func), took)
+        return True
+
+    def _descriptor_failed(self, descriptor: Any) -> None:
+        failure = Failure()
+        log.error("Unhandled error in descriptor %r; closing it", descriptor, exc_info=failure.value)
+        self.remove_reader(descriptor)
+        self.remove_writer(descriptor)
+        try:
+            descriptor.on_close(failure)
+        except Exception:
+            log.exception("Unhandled error in %r.on_close", descriptor)
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Run passes until stop(), then the shutdown hooks; SIGINT/SIGTERM call stop()."""
+        self._start_running()
+        restore = self._install_signal_handlers() if install_signal_handlers else None
+        try:
+            run_once = self._run_once
+            while not self._stopping:
+                run_once(None)
+            self._run_shutdown_hooks()
+        finally:
+            if restore is not None:
+                restore()
+            self._stop_running()
+
+    def stop(self) -> None:
+        """End run() after the current pass, once the shutdown hooks are done; safe from any thread."""
+        if not self.running:
+            raise ReactorNotRunning("the reactor is not running")
+        self._stopping = True
+        self._waker.wake()
+
+    def run_until_complete(self, awaitable: Any) -> Any:
+        """Run until ``awaitable`` (a Deferred, coroutine or generator) has a result; return it or raise.
+
+        Unlike stop(), finishing does not run the shutdown hooks, so the
+        reactor can be run again.
+        """
+        d = ensure_deferred(awaitable)
+        box: list[Any] = []
+
+        def finished(result: Any) -> None:
+            box.append(result)
+            self._stopping = True
+
+        d.add_both(finished)
+        if not box:
+            self._start_running()
+            try:
+                run_once = self._run_once
+                while not self._stopping:
+                    run_once(None)
+            finally:
+                self._stop_running()
+        result = box[0]
+        if isinstance(result, Failure):
+            result.raise_exception()
+        return result
+
+    def _start_running(self) -> None:
+        self._check_open()
+        if self.running:
+            raise ReactorAlreadyRunning("the reactor is already running")
+        self.running = True
+        self._stopping = False
+        self._thread_id = threading.get_ident()
+
+    def _stop_running(self) -> None:
+        self.running = False
+        self._stopping = False
+        if self._pool is not None:
+            # No pool thread outlives run().
+            self._pool.stop()
+            self._pool = None
+
+    def _install_signal_handlers(self) -> Callable[[], None] | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_signal(signum: int, frame: Any) -> None:
+            log.info("Received signal %d; stopping", signum)
+            if self.running and not self._stopping:
+                self.stop()
+
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+        return restore
+
+    # -- shutdown ---------------------------------------------------------
+
+    def add_shutdown_hook(self, func: Callable[..., Any], *args: Any) -> None:
+        """Call ``func(*args)`` when stop() is called; a Deferred it returns is waited for (bounded)."""
+        self._shutdown_hooks.append((func, args))
+
+    def _run_shutdown_hooks(self) -> None:
+        hooks, self._shutdown_hooks = self._shutdown_hooks, []
+        waits = []
+        for func, args in hooks:
+            d = maybe_deferred(func, *args)
+            waits.append(d.add_errback(self._log_hook_failure, func))
+        if not waits:
+            return
+        done = gather(*waits)
+        if done.called:
+            return
+        deadline = time.monotonic() + self.shutdown_timeout
+        self._stopping = False
+        try:
+            while not done.called:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.error("Shutdown hooks did not finish within %.1f s; stopping anyway", self.shutdown_timeout)
+                    done.cancel()
+                    break
+                self._run_once(left)
+        finally:
+            self._stopping = True
+
+    @staticmethod
+    def _log_hook_failure(failure: Failure, func: Callable[..., Any]) -> None:
+        log.error("Shutdown hook %s failed:\n%s", _describe(func), failure.get_traceback())
+
+    def close(self) -> None:
+        """Release the multiplexer, the wake-up fd and the pool threads; the reactor is unusable after."""
+        if self._closed:
+            return
+        if self.running:
+            raise RuntimeError("cannot close a running reactor")
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+        self.remove_reader(self._waker)
+        self._waker.close()
+        self._mux.close()
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ReactorClosed("the reactor is closed")
+
+    def __enter__(self) -> Reactor:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running" if self.running else "idle"
+        return f"<Reactor {self.multiplexer} {state}>"
+
+    # -- networking (the transports live in their own modules) --------------
+
+    def listen_tcp(self, port: int, factory: Any, *, interface: str = "", backlog: int = 1024, reuse_port: bool = False) -> Any:
+        """Listen on a TCP port; returns a Listener whose ``port`` is the real one."""
+        from .tcp import listen_tcp
+
+        return listen_tcp(self, port, factory, interface=interface, backlog=backlog, reuse_port=reuse_port)
+
+    def connect_tcp(self, host: str, port: int, factory: Any, *, timeout: float = 30.0, bind_address: tuple[str, int] | None = None) -> Any:
+        """Connect to ``host:port``; returns a Connector, and the factory hears how it went."""
+        from .tcp import connect_tcp
+
+        return connect_tcp(self, host, port, factory, timeout=timeout, bind_address=bind_address)
+
+    def listen_unix(self, path: str, factory: Any, *, backlog: int = 1024) -> Any:
+        """Listen on a UNIX socket path; returns a Listener."""
+        from .unix import listen_unix
+
+        return listen_unix(self, path, factory, backlog=backlog)
+
+    def connect_unix(self, path: str, factory: Any, *, timeout: float = 30.0) -> Any:
+        """Connect to a UNIX socket path; returns a Connector."""
+        from .unix import connect_unix
+
+        return connect_unix(self, path, factory, timeout=timeout)
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__qualname__", None)
+    if name is None:
+        return repr(func)
+    owner = getattr(func, "__self__", None)
+    if owner is not None:
+        return f"{name} of {owner!r}"
+    return name
+
+
+def react(main: Callable[..., Any], *args: Any, multiplexer: str | None = None) -> Any:
+    """Run ``main(reactor, *args)`` on a new reactor until its result is ready; return it or raise."""
+    reactor = Reactor(multiplexer)
+    box: list[Any] = []
+    try:
+        def finished(result: Any) -> None:
+            box.append(result)
+            if reactor.running:
+                reactor.stop()
+
+        d = maybe_deferred(main, reactor, *args)
+        d.add_both(finished)
+        if not box:
+            reactor.run()
+        else:
+            reactor._run_shutdown_hooks()
+    finally:
+        reactor.close()
+    result = box[0]
+    if isinstance(result, Failure):
+        result.raise_exception()
+    return result
