@@ -1,0 +1,200 @@
+"""Run generator coroutines (``yield d``) and ``async def`` coroutines (``await d``) on Deferreds.
+
+One driver serves both. It calls ``coro.send(value)`` (or ``coro.throw``
+with the exception of a Failure) and looks at what comes back:
+
+- a Deferred that already has a result: take the result and go round the
+  loop again. A long run of fired Deferreds is a loop in one frame, never a
+  recursion, and costs no frame per step;
+- a Deferred without one: add a callback that resumes the driver, and return;
+- in a generator only: a coroutine or other awaitable is wrapped with
+  ``ensure_deferred``; any other value is sent straight back;
+- in an ``async def``, anything else is an error (TypeError thrown in at the
+  ``await``): foreign awaitables such as asyncio futures are ``reactor.aio``'s job.
+
+``await d`` on a Deferred with a result does not even reach the driver:
+``Deferred.__await__`` returns the result at once (see defer.py).
+
+When a coroutine finishes and the only thing waiting on its Deferred is the
+driver of another coroutine (``x = yield child()`` or ``await child_d``), the
+driver goes on with the parent in the same loop instead of firing the
+Deferred and letting its callback re-enter. The effect is the one firing
+would have, but a cascade of thousands of nested coroutines finishing at once
+uses no stack.
+
+Cancelling the Deferred of a coroutine cancels the Deferred it is waiting on,
+so the coroutine sees CancelledError where it waits. If it catches that and
+goes on waiting for something else, its Deferred stays pending and fires with
+whatever the coroutine finally returns or raises.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Coroutine
+from types import CoroutineType, GeneratorType, MethodType
+from typing import Any, Callable, Generator, TypeVar
+
+from .defer import _BUSY, _KEEP_WAITING, Deferred, Failure
+
+__all__ = ["ensure_deferred", "inline_callbacks"]
+
+T = TypeVar("T")
+
+
+class _Driver:
+    """Steps one coroutine or generator, and owns the Deferred of its result."""
+
+    __slots__ = ("coro", "is_generator", "deferred", "waiting")
+
+    def __init__(self, coro: Any, is_generator: bool) -> None:
+        self.coro = coro
+        self.is_generator = is_generator
+        self.deferred: Deferred[Any] = Deferred(self._cancel)
+        # The Deferred the coroutine waits on, while it waits.
+        self.waiting: Deferred[Any] | None = None
+
+    def step(self, value: Any, failed: bool) -> None:
+        """Resume the coroutine with ``value`` (a Failure to throw if ``failed``) until it waits or ends."""
+        deferred_type = Deferred
+        failure_type = Failure
+        resume = _Driver._resume
+        busy = _BUSY
+        driver = self
+        coro = self.coro
+        send = coro.send
+        while True:
+            try:
+                if failed:
+                    failed = False
+                    yielded = coro.throw(value.value.with_traceback(value.tb))
+                else:
+                    yielded = send(value)
+            except StopIteration as stop:
+                value = stop.value
+                failed = False
+            except BaseException:
+                value = failure_type()
+                failed = True
+            else:
+                if type(yielded) is not deferred_type:
+                    if not driver.is_generator:
+                        value = _not_awaitable(yielded)
+                        failed = True
+                        continue
+                    if not _is_awaitable(yielded):
+                        value = yielded
+                        continue
+                    yielded = ensure_deferred(yielded)
+                if yielded.called and not yielded.paused:
+                    value = yielded.result
+                    if value is not busy:
+                        yielded.result = None
+                        if type(value) is failure_type:
+                            failed = True
+                            debug = yielded._debug
+                            if debug is not None:
+                                debug.failure = None
+                        continue
+                driver.waiting = yielded
+                yielded.add_both(driver._resume)
+                return
+            # The coroutine ended with ``value``.
+            driver.coro = None
+            out = driver.deferred
+            cbs = out._callbacks
+            if not out.called and not out.paused and cbs is not None and len(cbs) == 1 and type(value) is not deferred_type:
+                fn = cbs[0][0]
+                if type(fn) is MethodType and fn.__func__ is resume:
+                    # The parent's driver is all that waits: go on with it
+                    # here, as out.callback(value) -> parent._resume would.
+                    out.called = True
+                    out.result = None
+                    out._canceller = None
+                    out._callbacks = None
+                    driver = fn.__self__
+                    driver.waiting = None
+                    coro = driver.coro
+                    send = coro.send
+                    continue
+            driver._settle(value, failed)
+            return
+
+    def _settle(self, value: Any, failed: bool) -> None:
+        out = self.deferred
+        if out.called:
+            # Cancelled while the coroutine itself was running (it cancelled
+            # its own Deferred): the CancelledError was delivered already.
+            return
+        if failed:
+            out.errback(value)
+        elif type(value) is Deferred:
+            value.chain_deferred(out)
+        else:
+            out.callback(value)
+
+    def _resume(self, result: Any) -> None:
+        self.waiting = None
+        self.step(result, type(result) is Failure)
+        # None: the coroutine took the result (and any error) over.
+
+    def _cancel(self, out: Deferred[Any]) -> Any:
+        waiting = self.waiting
+        if waiting is None:
+            return None
+        waiting.cancel()
+        if out.called:
+            return None
+        # The coroutine caught the CancelledError (or the Deferred it waits
+        # on ignored the cancel): its Deferred fires when the coroutine ends.
+        return _KEEP_WAITING
+
+
+def _is_awaitable(x: Any) -> bool:
+    return isinstance(x, Coroutine) or hasattr(type(x), "__await__")
+
+
+def _not_awaitable(x: Any) -> Failure:
+    return Failure(TypeError(
+        f"ensure_deferred can only await Deferreds and coroutines that await them, not {x!r}"
+        " (use reactor.aio to await asyncio futures)"))
+
+
+def _run(coro: Any, is_generator: bool) -> Deferred[Any]:
+    driver = _Driver(coro, is_generator)
+    out = driver.deferred
+    driver.step(None, False)
+    return out
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def ensure_deferred(coro: Any) -> Deferred[Any]:
+    """Run a coroutine (or generator coroutine) and return a Deferred of its result; a Deferred is returned as is."""
+    kind = type(coro)
+    if kind is Deferred:
+        return coro
+    if kind is CoroutineType:
+        return _run(coro, False)
+    if kind is GeneratorType:
+        return _run(coro, True)
+    if isinstance(coro, Coroutine):
+        return _run(coro, False)
+    if hasattr(kind, "__await__"):
+        return _run(_await(coro), False)
+    raise TypeError(f"ensure_deferred expects a coroutine, a generator or a Deferred, not {kind.__name__}")
+
+
+def inline_callbacks(fn: Callable[..., Generator[Any, Any, T]]) -> Callable[..., Deferred[T]]:
+    """Decorate a generator function: ``x = yield d`` waits for d; the call returns a Deferred of its return value."""
+
+    @functools.wraps(fn)
+    def run_inline(*args: Any, **kwargs: Any) -> Deferred[T]:
+        gen = fn(*args, **kwargs)
+        if type(gen) is not GeneratorType:
+            raise TypeError(f"inline_callbacks needs a generator function; {fn!r} returned {gen!r}")
+        return _run(gen, True)
+
+    return run_inline

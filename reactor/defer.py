@@ -1,0 +1,637 @@
+"""Deferred: a result that is not there yet, and the chain of callbacks waiting for it.
+
+How the runner works
+--------------------
+
+A Deferred holds a list of entries, each a 6-tuple ``(callback, args,
+kwargs, errback, args, kwargs)``; ``None`` on one side means "pass the result
+through". Firing stores the result and walks the list: the current result
+picks the side (``type(result) is Failure`` means the errback side), the
+chosen function's return value becomes the new result, and an exception it
+raises becomes a Failure. The list is walked with a list iterator kept on the
+Deferred between runs, so a chain that stops half way resumes where it left
+off, entries appended while the chain runs are seen, and nothing is ever
+popped from the front.
+
+When a callback returns another Deferred ``inner``:
+
+- if ``inner`` already has a result and is not busy, the result is taken
+  (``inner.result`` becomes None, so ``inner`` no longer owns an error) and
+  the walk goes on, with no extra frame;
+- otherwise the outer Deferred pauses, keeps ``inner`` as its result (that is
+  how ``cancel()`` finds what to forward to), and appends a *link* entry to
+  ``inner``. When ``inner``'s walk reaches that link it hands its result to
+  the outer Deferred and continues with the outer Deferred *in the same loop*:
+  ``inner`` goes on an explicit stack and is resumed when the outer one is
+  done. ``chain_deferred`` uses the same kind of link. So a chain of any
+  length is run by one Python frame; there is no recursion to run out of.
+
+While the loop walks a Deferred (or keeps it on the stack) the Deferred's
+``result`` holds the marker ``_BUSY``; the real result lives in a local of
+the loop. That marker is the re-entrancy guard: a callback that adds
+callbacks to a running Deferred only appends, and the loop already walking
+it gets to them. A Deferred that is running, paused or waiting has no result
+to hand out yet: callbacks that return it, ``await`` and ``yield`` all wait
+for it instead. (A marker in ``result`` rather than a flag of its own saves a
+slot to fill in every Deferred, which ``await succeed(x)`` notices.)
+
+Unhandled errors: when a walk ends with a Failure, the Deferred gets a tiny
+``_UnhandledError`` object holding it; when a later walk ends with a non-Failure
+result (somebody handled it), or the result is handed on, the holder is
+emptied. The holder's ``__del__`` logs "Unhandled error in Deferred" if it
+still holds a Failure when the Deferred is collected. Only Deferreds that end
+with an error pay for the holder, and the Deferred class itself has no
+``__del__``, so successful Deferreds are freed at full speed.
+
+``Deferred`` and ``Failure`` are final: the runner recognizes them with
+``type(x) is ...``, which is several times cheaper than ``isinstance`` on the
+path every callback takes.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import CoroutineType, GeneratorType
+from typing import Any, Callable, Generator, Generic, Iterable, NoReturn, TypeVar
+
+from .errors import AlreadyCalledError, CancelledError, FailureGroup, FirstError
+from .failure import Failure
+
+__all__ = [
+    "Deferred",
+    "DeferredList",
+    "Failure",
+    "fail",
+    "gather",
+    "maybe_deferred",
+    "race",
+    "succeed",
+]
+
+T = TypeVar("T")
+
+# The callback slot of a link entry; its args are (target, is_chain).
+_LINK: Any = object()
+
+# A canceller may return this to say "I handed the cancellation on and the
+# Deferred stays pending": used by coroutine drivers whose coroutine caught
+# the CancelledError and went on waiting for something else.
+_KEEP_WAITING: Any = object()
+
+_new = object.__new__
+
+
+class _Marker:
+    """A named sentinel."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# ``result`` of a Deferred whose callbacks are being run (see above).
+_BUSY: Any = _Marker("<running its callbacks>")
+
+# ``_canceller`` of a Deferred cancelled without a canceller: its producer,
+# who does not know about the cancel, may still fire it once, harmlessly.
+_FORGIVE_ONE: Any = _Marker("<forgives one late result>")
+
+
+class _UnhandledError:
+    """Holds the Failure a Deferred ended with; logs it if nobody took it before collection."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure: Failure | None = failure
+
+    def __del__(self) -> None:
+        failure = self.failure
+        if failure is None:
+            return
+        self.failure = None
+        try:
+            value = failure.value
+            logging.getLogger("reactor").error(
+                "Unhandled error in Deferred:", exc_info=(type(value), value, failure.tb)
+            )
+        except Exception:  # pragma: no cover - logging torn down at interpreter exit
+            pass
+
+
+class Deferred(Generic[T]):
+    """A result that is not there yet; add callbacks now, fire it once later."""
+
+    # ``_iter`` is set whenever ``_callbacks`` becomes a list and is read only
+    # then. ``_canceller`` is left unset by succeed()/fail(), whose Deferreds
+    # are born fired and never need it.
+    __slots__ = ("called", "result", "paused", "_callbacks", "_iter", "_canceller", "_debug", "__weakref__")
+
+    def __init__(self, canceller: Callable[[Deferred[Any]], Any] | None = None) -> None:
+        self.called = False
+        self.result: Any = None
+        self.paused = 0
+        self._callbacks: list | None = None
+        self._canceller = canceller
+        self._debug: _UnhandledError | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
+        raise TypeError("Deferred is final: wrap it rather than subclass it")
+
+    # -- adding callbacks ---------------------------------------------------
+
+    def add_callbacks(
+        self,
+        callback: Callable[..., Any] | None,
+        errback: Callable[..., Any] | None = None,
+        callback_args: tuple = (),
+        callback_kwargs: dict[str, Any] | None = None,
+        errback_args: tuple = (),
+        errback_kwargs: dict[str, Any] | None = None,
+    ) -> Deferred[Any]:
+        """Add a callback and an errback at the same point of the chain; return self."""
+        entry = (callback, callback_args, callback_kwargs, errback, errback_args, errback_kwargs)
+        cbs = self._callbacks
+        if cbs is None:
+            self._callbacks = [entry]
+            self._iter = None
+        else:
+            cbs.append(entry)
+        if self.called:
+            self._run_callbacks()
+        return self
+
+    def add_callback(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Add ``callback(result, *args, **kwargs)`` for the success side; return self."""
+        # add_callbacks inlined: this is the most called method of the class.
+        entry = (callback, args, kwargs, None, (), None)
+        cbs = self._callbacks
+        if cbs is None:
+            self._callbacks = [entry]
+            self._iter = None
+        else:
+            cbs.append(entry)
+        if self.called:
+            self._run_callbacks()
+        return self
+
+    def add_errback(self, errback: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[T]:
+        """Add ``errback(failure, *args, **kwargs)`` for the error side; return self."""
+        entry = (None, (), None, errback, args, kwargs)
+        cbs = self._callbacks
+        if cbs is None:
+            self._callbacks = [entry]
+            self._iter = None
+        else:
+            cbs.append(entry)
+        if self.called:
+            self._run_callbacks()
+        return self
+
+    def add_both(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Add ``callback(result_or_failure, *args, **kwargs)`` for both sides; return self."""
+        entry = (callback, args, kwargs, callback, args, kwargs)
+        cbs = self._callbacks
+        if cbs is None:
+            self._callbacks = [entry]
+            self._iter = None
+        else:
+            cbs.append(entry)
+        if self.called:
+            self._run_callbacks()
+        return self
+
+    def chain_deferred(self, d: Deferred[Any]) -> Deferred[Any]:
+        """Fire ``d`` with this Deferred's result when it comes (this one goes on with None); return self."""
+        if d is self:
+            raise ValueError("a Deferred cannot be chained to itself")
+        link = (d, True)
+        return self.add_callbacks(_LINK, _LINK, link, None, link, None)
+
+    def add_timeout(
+        self,
+        seconds: float,
+        clock: Any,
+        on_timeout_cancel: Callable[[Any, float], Any] | None = None,
+    ) -> Deferred[T]:
+        """Cancel this Deferred if it has no result after ``seconds`` on ``clock``; return self.
+
+        The CancelledError of a time-out becomes the builtin TimeoutError;
+        ``on_timeout_cancel(result, seconds)``, if given, then gets that
+        result and its return value goes on down the chain.
+        """
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            self.cancel()
+
+        call = clock.call_later(seconds, expire)
+
+        def settle(result: Any) -> Any:
+            if not timed_out:
+                call.cancel()
+                return result
+            if type(result) is Failure and result.check(CancelledError):
+                result = Failure(TimeoutError(f"Deferred timed out after {seconds} seconds"))
+            if on_timeout_cancel is not None:
+                return on_timeout_cancel(result, seconds)
+            return result
+
+        return self.add_both(settle)
+
+    # -- firing -------------------------------------------------------------
+
+    def callback(self, result: T) -> None:
+        """Fire with ``result``; raises AlreadyCalledError if already fired."""
+        if self.called:
+            self._fired_again()
+            return
+        if type(result) is Deferred:
+            raise TypeError("callback() takes a result, not a Deferred; use chain_deferred() to link them")
+        self.called = True
+        self.result = result
+        self._canceller = None
+        if self._callbacks is not None:
+            self._run_callbacks()
+        elif type(result) is Failure:
+            self._debug = _UnhandledError(result)
+
+    def errback(self, fail: Failure | BaseException | None = None) -> None:
+        """Fire with a Failure (from an exception, a Failure, or None for the one being handled)."""
+        if fail is None:
+            fail = Failure()
+        elif type(fail) is not Failure:
+            if not isinstance(fail, BaseException):
+                raise TypeError(f"errback() takes an exception or a Failure, not {type(fail).__name__}")
+            fail = Failure(fail)
+        if self.called:
+            self._fired_again()
+            return
+        self.called = True
+        self.result = fail
+        self._canceller = None
+        if self._callbacks is not None:
+            self._run_callbacks()
+        else:
+            self._debug = _UnhandledError(fail)
+
+    def _fired_again(self) -> None:
+        if getattr(self, "_canceller", None) is _FORGIVE_ONE:
+            self._canceller = None
+            return
+        raise AlreadyCalledError(f"{self!r} was already fired")
+
+    def pause(self) -> None:
+        """Stop running callbacks (after the current one) until ``unpause()``."""
+        self.paused += 1
+
+    def unpause(self) -> None:
+        """Undo one ``pause()``; the last one resumes the callbacks. Does nothing if not paused."""
+        if not self.paused:
+            return
+        self.paused -= 1
+        if not self.paused and self.called:
+            self._run_callbacks()
+
+    def cancel(self) -> None:
+        """Stop waiting: call the canceller, or errback with CancelledError; forward to an inner Deferred."""
+        if not self.called:
+            canceller = self._canceller
+            if canceller is not None and canceller(self) is _KEEP_WAITING:
+                return
+            if not self.called:
+                # errback() inlined, to mark the Deferred forgiving before its
+                # callbacks run (one of them may be the producer's late fire).
+                failure = Failure(CancelledError())
+                self.called = True
+                self.result = failure
+                self._canceller = _FORGIVE_ONE if canceller is None else None
+                if self._callbacks is not None:
+                    self._run_callbacks()
+                else:
+                    self._debug = _UnhandledError(failure)
+        else:
+            # Paused on an inner Deferred (see the module docstring): cancel that.
+            inner = self.result
+            if type(inner) is Deferred:
+                inner.cancel()
+
+    # -- the runner ---------------------------------------------------------
+
+    def _run_callbacks(self) -> None:
+        """Walk the callbacks of this Deferred and of every Deferred waiting on it, in one loop."""
+        busy = _BUSY
+        if self.result is busy:
+            return
+        # Locals for the names the loop touches on every entry.
+        failure_type = Failure
+        deferred_type = Deferred
+        link_marker = _LINK
+        current = self
+        stack: list[Deferred[Any]] | None = None
+        while True:
+            result = current.result
+            cbs = current._callbacks
+            if cbs is not None and not current.paused:
+                current.result = busy
+                it = current._iter
+                if it is None:
+                    it = iter(cbs)
+                target = None
+                for entry in it:
+                    if type(result) is failure_type:
+                        fn = entry[3]
+                        if fn is None:
+                            continue
+                        args = entry[4]
+                        kwargs = entry[5]
+                    else:
+                        fn = entry[0]
+                        if fn is None:
+                            continue
+                        args = entry[1]
+                        kwargs = entry[2]
+                    if fn is link_marker:
+                        target, is_chain = args
+                        if is_chain:
+                            if target.called:
+                                # Fired by someone else meanwhile: what callback() would do.
+                                try:
+                                    target._fired_again()
+                                    result = None
+                                except AlreadyCalledError:
+                                    result = failure_type()
+                                target = None
+                                continue
+                            target.called = True
+                            target._canceller = None
+                        else:
+                            target.paused -= 1
+                        target.result = result
+                        result = None
+                        break
+                    try:
+                        if kwargs:
+                            result = fn(result, *args, **kwargs)
+                        elif args:
+                            result = fn(result, *args)
+                        else:
+                            result = fn(result)
+                    except BaseException:
+                        result = failure_type()
+                    else:
+                        if type(result) is deferred_type:
+                            inner = result
+                            if inner is current:
+                                result = failure_type(ValueError(
+                                    f"callback {fn!r} returned the Deferred it was added to"))
+                            elif inner.called and not inner.paused and inner.result is not busy:
+                                result = inner.result
+                                inner.result = None
+                                debug = inner._debug
+                                if debug is not None:
+                                    debug.failure = None
+                            else:
+                                current.paused += 1
+                                continuation = (current, False)
+                                entry = (link_marker, continuation, None, link_marker, continuation, None)
+                                icbs = inner._callbacks
+                                if icbs is None:
+                                    inner._callbacks = [entry]
+                                    inner._iter = None
+                                else:
+                                    icbs.append(entry)
+                                break
+                    if current.paused:
+                        break
+                else:
+                    # Every callback ran: drop them (and what they reference).
+                    it = None
+                    current._callbacks = None
+                current._iter = it
+                if target is not None:
+                    # ``current`` stays busy: it waits on the stack for the
+                    # Deferred it handed its result to.
+                    if stack is None:
+                        stack = [current]
+                    else:
+                        stack.append(current)
+                    current = target
+                    continue
+                current.result = result
+            # Done with ``current`` for now: note whether it ends with an error.
+            debug = current._debug
+            if type(result) is failure_type:
+                if debug is None:
+                    current._debug = _UnhandledError(result)
+                else:
+                    debug.failure = result
+            elif debug is not None:
+                debug.failure = None
+            if not stack:
+                return
+            current = stack.pop()
+            # It handed its result on; it goes on from None.
+            current.result = None
+
+    # -- coroutines -----------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        """Wait for the result inside a coroutine run by ensure_deferred (or inline_callbacks)."""
+        # Fast path: a Deferred with a result hands it over without yielding
+        # to the driver at all. Like ``yield d`` in inline_callbacks, waiting
+        # consumes the result: the Deferred is left holding None.
+        if self.called and not self.paused:
+            result = self.result
+            if result is not _BUSY:
+                self.result = None
+                if type(result) is Failure:
+                    debug = self._debug
+                    if debug is not None:
+                        debug.failure = None
+                    raise result.value.with_traceback(result.tb)
+                return result
+        # The driver sends the result back in, or throws the error in.
+        return (yield self)
+
+    __iter__ = __await__
+
+    def __repr__(self) -> str:
+        if not self.called:
+            state = "pending"
+        elif type(self.result) is Deferred:
+            state = f"waiting on Deferred at {id(self.result):#x}"
+        else:
+            state = f"current result: {self.result!r}"
+        return f"<Deferred at {id(self):#x} {state}>"
+
+
+def succeed(result: T = None) -> Deferred[T]:  # type: ignore[assignment]
+    """A Deferred already fired with ``result``."""
+    # Skips __init__: this is on the path of every ``await succeed(x)``.
+    d = _new(Deferred)
+    d.called = True
+    d.result = result
+    d.paused = 0
+    d._callbacks = None
+    d._debug = None
+    return d
+
+
+def fail(exc: BaseException | Failure | None = None) -> Deferred[Any]:
+    """A Deferred already failed with ``exc`` (an exception, a Failure, or None for the current one)."""
+    if exc is None:
+        failure = Failure()
+    elif type(exc) is Failure:
+        failure = exc
+    else:
+        failure = Failure(exc)
+    d = _new(Deferred)
+    d.called = True
+    d.result = failure
+    d.paused = 0
+    d._callbacks = None
+    d._debug = _UnhandledError(failure)
+    return d
+
+
+def maybe_deferred(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+    """Call ``fn`` and return its result as a Deferred (errors become a failed one, coroutines are run)."""
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException:
+        return fail()
+    if type(result) is Deferred:
+        return result
+    if type(result) is Failure:
+        return fail(result)
+    if type(result) is CoroutineType:
+        from .coroutines import ensure_deferred
+
+        return ensure_deferred(result)
+    return succeed(result)
+
+
+def _as_deferred(x: Any) -> Deferred[Any]:
+    if type(x) is Deferred:
+        return x
+    if isinstance(x, (CoroutineType, GeneratorType)) or hasattr(x, "__await__"):
+        from .coroutines import ensure_deferred
+
+        return ensure_deferred(x)
+    raise TypeError(f"expected a Deferred or a coroutine, got {type(x).__name__}")
+
+
+def _cancel_all(deferreds: list[Deferred[Any]]) -> None:
+    for d in deferreds:
+        d.cancel()
+
+
+def gather(*deferreds: Any) -> Deferred[list[Any]]:
+    """A Deferred of the list of results in order, or of the first failure; cancelling it cancels all."""
+    ds = [_as_deferred(x) for x in deferreds]
+    results: list[Any] = [None] * len(ds)
+    pending = len(ds)
+    out: Deferred[list[Any]] = Deferred(lambda _: _cancel_all(ds))
+
+    def settle(result: Any, index: int) -> Any:
+        nonlocal pending
+        if type(result) is Failure:
+            if not out.called:
+                out.errback(result)
+            return None  # consumed: gather reports it, the input does not
+        results[index] = result
+        pending -= 1
+        if not pending and not out.called:
+            out.callback(results)
+        return result
+
+    if not ds:
+        out.callback(results)
+    for index, d in enumerate(ds):
+        d.add_both(settle, index)
+    return out
+
+
+def race(*deferreds: Any) -> Deferred[tuple[int, Any]]:
+    """A Deferred of ``(index, result)`` for the first success, the others cancelled; FailureGroup if all fail."""
+    ds = [_as_deferred(x) for x in deferreds]
+    failures: list[Any] = [None] * len(ds)
+    failed = 0
+    cancelling = False
+
+    def cancel(_: Deferred[Any]) -> None:
+        nonlocal cancelling
+        cancelling = True
+        _cancel_all(ds)
+
+    out: Deferred[tuple[int, Any]] = Deferred(cancel)
+
+    def settle(result: Any, index: int) -> Any:
+        nonlocal failed
+        if type(result) is Failure:
+            failures[index] = result
+            failed += 1
+            # Cancelling the race makes it fail with CancelledError (from
+            # Deferred.cancel), not with a group of the inputs' cancellations.
+            if failed == len(ds) and not out.called and not cancelling:
+                out.errback(FailureGroup(failures))
+            return None
+        if not out.called:
+            out.callback((index, result))
+            for other in ds:
+                if other is not ds[index]:
+                    other.cancel()
+        return result
+
+    if not ds:
+        out.errback(FailureGroup([]))
+    for index, d in enumerate(ds):
+        d.add_both(settle, index)
+    return out
+
+
+def DeferredList(  # noqa: N802 - the contract's name, after Twisted's class
+    deferreds: Iterable[Deferred[Any]],
+    fire_on_one_callback: bool = False,
+    fire_on_one_errback: bool = False,
+    consume_errors: bool = False,
+) -> Deferred[Any]:
+    """A Deferred of ``[(success, result), ...]`` for ``deferreds``, in order; cancelling it cancels them.
+
+    With ``fire_on_one_callback`` it fires with ``(result, index)`` at the
+    first success; with ``fire_on_one_errback`` it fails with FirstError at
+    the first failure; ``consume_errors`` makes the inputs' failures handled.
+    """
+    ds = list(deferreds)
+    results: list[Any] = [None] * len(ds)
+    finished = 0
+    out: Deferred[Any] = Deferred(lambda _: _cancel_all(ds))
+
+    def settle(result: Any, index: int) -> Any:
+        nonlocal finished
+        ok = type(result) is not Failure
+        results[index] = (ok, result)
+        finished += 1
+        if not out.called:
+            if ok and fire_on_one_callback:
+                out.callback((result, index))
+            elif not ok and fire_on_one_errback:
+                out.errback(FirstError(result, index))
+            elif finished == len(ds):
+                out.callback(results)
+        if not ok and consume_errors:
+            return None
+        return result
+
+    if not ds and not fire_on_one_callback:
+        out.callback(results)
+    for index, d in enumerate(ds):
+        d.add_both(settle, index)
+    return out
