@@ -183,10 +183,7 @@ class Reactor:
         fd = self._fd_of(descriptor, self._readers)
         if fd is None:
             return
-        if fd in self._writers:
-            self._mux.modify(fd, WRITE)
-        else:
-            self._mux.unregister(fd)
+        self._narrow(fd, WRITE if fd in self._writers else 0)
         del self._readers[fd]
 
     def remove_writer(self, descriptor: Any) -> None:
@@ -194,10 +191,7 @@ class Reactor:
         fd = self._fd_of(descriptor, self._writers)
         if fd is None:
             return
-        if fd in self._readers:
-            self._mux.modify(fd, READ)
-        else:
-            self._mux.unregister(fd)
+        self._narrow(fd, READ if fd in self._readers else 0)
         del self._writers[fd]
 
     def remove_all(self) -> list[Any]:
@@ -218,6 +212,16 @@ class Reactor:
     def get_writers(self) -> list[Any]:
         """The descriptors watched for writing."""
         return list(self._writers.values())
+
+    def _narrow(self, fd: int, events: int) -> None:
+        if not events:
+            self._mux.unregister(fd)
+            return
+        try:
+            self._mux.modify(fd, events)
+        except OSError:
+            # The fd was closed before being removed: the kernel forgot it.
+            self._mux.unregister(fd)
 
     def _update(self, fd: int, events: int, known: bool) -> None:
         if fd < 0:

@@ -59,6 +59,8 @@ class Listener:
         self.factory = factory
         self._fd = sock.fileno()
         self._tcp = tcp
+        # Kept, so that the address is still known after close().
+        self._host = _address(sock.getsockname())
         self._closed = False
         self._resume_call: Any = None
         self._on_close: list[Callable[[], None]] = []
@@ -69,11 +71,11 @@ class Listener:
     @property
     def port(self) -> int:
         """The port actually bound (so that port 0 can be used)."""
-        return self.socket.getsockname()[1] if self._tcp else 0
+        return self._host.port if self._tcp else 0
 
     def get_host(self) -> Any:
         """The address we listen on: an Address, or a path for UNIX sockets."""
-        return _address(self.socket.getsockname())
+        return self._host
 
     def fileno(self) -> int:
         return self._fd
@@ -311,6 +313,7 @@ class _Attempt:
         self.socket: socket.socket | None = None
         self._error: OSError | None = None
         self._fd = -1
+        self._soon: Any = None
 
     def next(self) -> None:
         connector = self.connector
@@ -331,7 +334,10 @@ class _Attempt:
                 self._error = exc
                 continue
             if err in (0, errno.EISCONN):
-                self._done(sock)
+                # Connected at once (UNIX sockets, often): still report it on
+                # a later pass, so connect_*() never calls the protocol itself.
+                self.socket = sock
+                self._soon = connector.reactor.call_soon(self._finish)
                 return
             if err not in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
                 sock.close()
@@ -360,6 +366,11 @@ class _Attempt:
         self.socket = None
         self._done(sock)
 
+    def _finish(self) -> None:
+        sock, self.socket = self.socket, None
+        assert sock is not None
+        self._done(sock)
+
     def _done(self, sock: socket.socket) -> None:
         if self.connector.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -374,6 +385,8 @@ class _Attempt:
     def abandon(self) -> None:
         """Stop this attempt and close its socket."""
         self.addresses = []
+        if self._soon is not None:
+            self._soon.cancel()
         if self.socket is not None:
             self.connector.reactor.remove_writer(self)
             self.socket.close()

@@ -1,0 +1,111 @@
+"""Echo benchmark: pyreactor against asyncio, uvloop, Twisted and a minimal epoll loop.
+
+Run: ``python benchmarks/bench_echo.py [--seconds 2] [--rounds 3] [--conns 1,10,100]``
+
+Each measurement starts one server (``echo_servers.py``) pinned to CPU 0 and
+one load generator (``loadgen.py``) pinned to CPU 1 with ``taskset``, runs
+64-byte ping-pong for ``--seconds`` on every connection, and records the
+requests answered and the *server's* CPU time (utime + stime from
+/proc/PID/stat) over the run. The Python load generator can saturate its own
+core before the server does, so server CPU per request is the figure to
+compare; requests per second are printed too. Servers are interleaved within
+each round, and the table shows medians over rounds plus ratios against
+asyncio and against the minimal epoll loop taken from the same rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _pin(cpu: int) -> list[str]:
+    if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the whole line.
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def implementations() -> list[str]:
+    """The servers that can run here."""
+    names = ["epoll-minimal", "pyreactor", "pyreactor-streams", "asyncio", "asyncio-streams"]
+    if importlib.util.find_spec("uvloop"):
+        names.append("uvloop")
+    if importlib.util.find_spec("twisted"):
+        names.append("twisted")
+    return names
+
+
+def measure(impl: str, conns: int, seconds: float) -> tuple[float, float]:
+    """(requests per second, server CPU microseconds per request) for one run."""
+    server = subprocess.Popen(
+        _pin(0) + [sys.executable, os.path.join(HERE, "echo_servers.py"), impl],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        port = int(server.stdout.readline())
+        before = _cpu_seconds(server.pid)
+        out = subprocess.run(
+            _pin(1) + [sys.executable, os.path.join(HERE, "loadgen.py"), str(port), str(conns), str(seconds)],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        )
+        after = _cpu_seconds(server.pid)
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    requests = int(out.stdout.split()[0])
+    return requests / seconds, (after - before) / max(requests, 1) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--conns", default="1,10,100")
+    parser.add_argument("--only", default="", help="comma-separated implementations")
+    args = parser.parse_args()
+    impls = args.only.split(",") if args.only else implementations()
+    conn_counts = [int(c) for c in args.conns.split(",")]
+    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for round_no in range(args.rounds):
+        for conns in conn_counts:
+            # Rotate the order each round so no server always goes first.
+            order = impls[round_no % len(impls):] + impls[:round_no % len(impls)]
+            for impl in order:
+                results.setdefault((impl, conns), []).append(measure(impl, conns, args.seconds))
+        print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    print(f"64 B echo, {args.seconds:g} s per run, {args.rounds} rounds, server on CPU 0, load on CPU 1; medians")
+    print(f"{'server':<18} {'conns':>5} {'req/s':>9} {'CPU us/req':>11} {'vs asyncio':>11} {'vs epoll':>9}")
+    for conns in conn_counts:
+        base = results.get(("asyncio", conns))
+        floor = results.get(("epoll-minimal", conns))
+        for impl in impls:
+            runs = results[(impl, conns)]
+            rps = statistics.median(r for r, _ in runs)
+            cpu = statistics.median(c for _, c in runs)
+            # Ratios per round (same conditions), then the median of those.
+            vs_asyncio = statistics.median(c / b[1] for (_, c), b in zip(runs, base)) if base else float("nan")
+            vs_floor = statistics.median(c / f[1] for (_, c), f in zip(runs, floor)) if floor else float("nan")
+            print(f"{impl:<18} {conns:>5} {rps:>9.0f} {cpu:>11.2f} {vs_asyncio:>10.2f}x {vs_floor:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
