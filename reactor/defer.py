@@ -301,26 +301,28 @@ class Deferred(Generic[T]):
 
     def cancel(self) -> None:
         """Stop waiting: call the canceller, or errback with CancelledError; forward to an inner Deferred."""
-        if not self.called:
-            canceller = self._canceller
-            if canceller is not None and canceller(self) is _KEEP_WAITING:
+        # Walk down to the innermost Deferred being waited on (a loop: chains
+        # can be thousands deep); only that one can be cancelled.
+        d = self
+        while d.called:
+            inner = d.result
+            if type(inner) is not Deferred:
                 return
-            if not self.called:
-                # errback() inlined, to mark the Deferred forgiving before its
-                # callbacks run (one of them may be the producer's late fire).
-                failure = Failure(CancelledError())
-                self.called = True
-                self.result = failure
-                self._canceller = _FORGIVE_ONE if canceller is None else None
-                if self._callbacks is not None:
-                    self._run_callbacks()
-                else:
-                    self._debug = _UnhandledError(failure)
-        else:
-            # Paused on an inner Deferred (see the module docstring): cancel that.
-            inner = self.result
-            if type(inner) is Deferred:
-                inner.cancel()
+            d = inner
+        canceller = d._canceller
+        if canceller is not None and canceller(d) is _KEEP_WAITING:
+            return
+        if not d.called:
+            # errback() inlined, to mark the Deferred forgiving before its
+            # callbacks run (one of them may be the producer's late fire).
+            failure = Failure(CancelledError())
+            d.called = True
+            d.result = failure
+            d._canceller = _FORGIVE_ONE if canceller is None else None
+            if d._callbacks is not None:
+                d._run_callbacks()
+            else:
+                d._debug = _UnhandledError(failure)
 
     # -- the runner ---------------------------------------------------------
 

@@ -19,9 +19,12 @@ from .timers import DelayedCall
 
 __all__ = ["ClockLike", "LoopingCall", "sleep"]
 
-# Ticks are found with floor(elapsed / interval + _TICK_SLACK): a call that
-# runs a hair before its tick because of rounding still counts as on it.
-_TICK_SLACK = 1e-7
+# Calls are scheduled _EARLY intervals before their tick, and ticks are found
+# with floor(elapsed / interval + _TICK_SLACK): a clock whose time is a sum of
+# rounded steps (0.1 + 0.1 + ...) then never runs a call one step late, and a
+# call that runs a hair early still counts as on its tick.
+_EARLY = 1e-7
+_TICK_SLACK = 1e-6
 
 
 class ClockLike(Protocol):
@@ -138,7 +141,8 @@ class LoopingCall:
     def _schedule(self, now: float) -> None:
         interval = self.interval
         if interval:
-            delay = max(self._start_time + (self._tick(now) + 1) * interval - now, 0.0)
+            due = self._start_time + (self._tick(now) + 1 - _EARLY) * interval
+            delay = max(due - now, 0.0)
         else:
             delay = 0.0
         self.call = self.clock.call_later(delay, self._run)
