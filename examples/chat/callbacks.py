@@ -78,6 +78,15 @@ class ChatProtocol(LineReceiver):
         self._leave()
         self.transport.lose_connection()
 
+    def eof_received(self) -> None:
+        """The client is done sending: leave now, before the transport closes our end.
+
+        ``connection_lost`` would come one pass later, after the socket is
+        closed; a client arriving in between would be paired with us.
+        """
+        self._leave()
+        return None  # The transport closes once our buffer is sent.
+
     def connection_lost(self, reason: Any) -> None:
         """Gone (cleanly or not): the partner, if any, is told and closed."""
         super().connection_lost(reason)

@@ -138,7 +138,8 @@ class ServerProcess:
         try:
             line = _read_line(self.proc.stdout, timeout)  # type: ignore[arg-type]
             if not line.startswith(b"listening on "):
-                raise RuntimeError(f"chat server {style!r} did not start: said {line!r}, exit status {self.proc.poll()}")
+                status = self.stop()
+                raise RuntimeError(f"chat server {style!r} did not start: it said {line!r} and exited with status {status}")
             self.host, _, port = line[len(b"listening on "):].decode().strip().rpartition(":")
             self.port = int(port)
         except BaseException:
