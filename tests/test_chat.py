@@ -252,3 +252,18 @@ def test_two_hundred_pairs_exchange_fifty_lines_each(connect):
     a.send("after the storm")
     expect(b, "after the storm")
     assert time.monotonic() < deadline
+
+
+def test_sigterm_stops_the_server_and_closes_every_connection(server, connect):
+    a, b = pair(connect)
+    waiting = connect()
+    waiting.send("anyone?")
+    expect(waiting, NO_PARTNER)
+    assert server.stop() == 0
+    for client in (a, b, waiting):
+        # The streams servers cancel their relays, and a cancelled relay
+        # tells its partner; the others just go away with the process.
+        lines = []
+        while (line := client.recv_line()) is not None:
+            lines.append(line)
+        assert set(lines) <= {PARTNER_LEFT}

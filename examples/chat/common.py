@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Generic, Sequence, TypeVar
+from typing import IO, Any, Generic, Sequence, TypeVar
+
+from reactor import Deferred
 
 #: The most bytes a line may hold before its b"\n" (a b"\r" there counts).
 MAX_LINE = 65536
@@ -94,6 +96,31 @@ class Lobby(Generic[C]):
     def pairs(self) -> int:
         """How many pairs are talking."""
         return len(self._partners) // 2
+
+
+class Relays:
+    """The relays (one Deferred per connection) a streams server is running, so that shutdown can cancel them."""
+
+    def __init__(self) -> None:
+        self._running: set[Deferred[Any]] = set()
+
+    def track(self, d: Deferred[Any]) -> Deferred[Any]:
+        """Remember ``d`` until it fires; return it."""
+        self._running.add(d)
+        d.add_both(self._forget, d)
+        return d
+
+    def _forget(self, result: Any, d: Deferred[Any]) -> Any:
+        self._running.discard(d)
+        return result
+
+    def cancel_all(self) -> None:
+        """Cancel every running relay: each sees CancelledError where it waits, and cleans up."""
+        for d in list(self._running):
+            d.cancel()
+
+    def __len__(self) -> int:
+        return len(self._running)
 
 
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
