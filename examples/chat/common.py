@@ -157,6 +157,8 @@ class ServerProcess:
         if style not in STYLES:
             raise ValueError(f"unknown chat style {style!r}; choose from {', '.join(STYLES)}")
         self.style = style
+        #: True once stop() was called (the process ending is then expected).
+        self.stopped = False
         argv = [*prefix, sys.executable, "-m", f"examples.chat.{style}", "--port", "0"]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
@@ -184,6 +186,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """Ask the server to stop (SIGTERM), kill it if it will not, reap it; return its exit status."""
+        self.stopped = True
         proc = self.proc
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
