@@ -112,8 +112,17 @@ class LineReceiver(Protocol):
         buf = self._buffer
         if buf is not None:
             buf += data
-            if not self._busy:
-                _drain(self)
+            if self._busy:
+                return
+            # Fast path for trickling bytes: a delimiter can only be completed
+            # by a chunk holding its last byte, and the length check can wait
+            # while the buffer is under the limit. Skipped bytes are searched
+            # later, once: still linear.
+            delimiter = self.delimiter
+            if (self._scanned_for is delimiter and len(buf) < self.MAX_LENGTH
+                    and delimiter[-1] not in data and self._line_mode):
+                return
+            _drain(self)
         elif self._line_mode or self._busy:
             self._buffer = bytearray(data)
             if not self._busy:
@@ -136,6 +145,15 @@ class LineReceiver(Protocol):
             _drain(self)
 
     def _parse(self, buf: bytearray) -> None:
+        try:
+            self._parse_lines(buf)
+        except BaseException:
+            # A callback raised mid-buffer: complete lines may be left behind,
+            # so the next call must search rather than take the fast path.
+            self._scanned_for = None
+            raise
+
+    def _parse_lines(self, buf: bytearray) -> None:
         transport = self.transport
         while True:
             start = self._start
@@ -154,6 +172,8 @@ class LineReceiver(Protocol):
                 index = buf.find(delimiter, start + self._scanned)
             else:
                 # The delimiter changed: what was scanned for the old one proves nothing.
+                if not delimiter:
+                    raise ValueError(f"{type(self).__name__}.delimiter must not be empty")
                 self._scanned_for = delimiter
                 index = buf.find(delimiter, start)
             if index < 0:
@@ -236,6 +256,7 @@ class NetstringReceiver(Protocol):
     _busy: bool = False
     _length: int = -1  # length of the string being read; -1 while reading the length field
     _broken: bool = False  # the stream can no longer be parsed: drop everything
+    _need: int = 0  # buffer length below which parsing cannot progress
 
     def data_received(self, data: bytes) -> None:
         """Buffer ``data`` and deliver every complete netstring in it."""
@@ -244,6 +265,9 @@ class NetstringReceiver(Protocol):
             self._buffer = bytearray(data)
         else:
             buf += data
+            # Bytes trickling into a frame: nothing to do until it is complete.
+            if len(buf) < self._need:
+                return
         if not self._busy:
             _drain(self)
 
@@ -288,7 +312,10 @@ class NetstringReceiver(Protocol):
                 self._length = length
             stop = start + length
             if end <= stop:
+                # _drain is about to drop the bytes before ``start``.
+                self._need = stop + 1 - start
                 return
+            self._need = 0
             if buf[stop] != 0x2C:
                 self._broken = True
                 self.netstring_parse_error(
@@ -325,6 +352,7 @@ class Int32StringReceiver(Protocol):
     _start: int = 0
     _busy: bool = False
     _broken: bool = False  # a refused length: nothing after it can be trusted
+    _need: int = 0  # buffer length below which parsing cannot progress
 
     def data_received(self, data: bytes) -> None:
         """Buffer ``data`` and deliver every complete string in it."""
@@ -333,6 +361,9 @@ class Int32StringReceiver(Protocol):
             self._buffer = bytearray(data)
         else:
             buf += data
+            # Bytes trickling into a frame: nothing to do until it is complete.
+            if len(buf) < self._need:
+                return
         if not self._busy:
             _drain(self)
 
@@ -354,7 +385,10 @@ class Int32StringReceiver(Protocol):
                 continue
             stop = body + length
             if end < stop:
+                # _drain is about to drop the bytes before ``start``.
+                self._need = stop - start
                 return
+            self._need = 0
             self._start = stop
             self.string_received(bytes(buf[body:stop]))
 

@@ -372,6 +372,23 @@ def test_changing_the_delimiter_between_lines() -> None:
     assert events == [("line", b"one"), ("line", b"two"), ("line", b"three"), ("line", b"four")]
 
 
+def test_changing_the_delimiter_between_calls() -> None:
+    proto = Lines()
+    proto.connection_made(StringTransport())
+    proto.data_received(b"one\ntwo")
+    assert proto.events == []
+    proto.delimiter = b"\n"
+    proto.data_received(b"o")  # no delimiter byte in it, yet "one" is now a line
+    assert proto.events == [("line", b"one")]
+
+
+def test_empty_delimiter_is_refused() -> None:
+    proto = Lines()
+    proto.delimiter = b""
+    with pytest.raises(ValueError, match="delimiter"):
+        proto.data_received(b"abc")
+
+
 def test_longer_delimiter() -> None:
     class Boundary(Lines):
         delimiter = b"--END--"
