@@ -122,24 +122,28 @@ class ClientFactory(Factory):
 class ReconnectingClientFactory(ClientFactory):
     """A client factory that reconnects after failures and losses, backing off exponentially.
 
-    After the n-th consecutive failure the next attempt waits about
-    ``initial_delay * factor**n`` seconds, spread by a normal jitter of
-    relative width ``jitter`` (so that many clients cut off together do not
-    come back together), never more than ``max_delay``. After ``max_retries``
-    consecutive retries (None: no limit) it gives up and logs why.
+    Each retry waits the previous delay (at first ``initial_delay``) times
+    ``factor``, so about ``initial_delay * factor**n`` after n failures in a
+    row, spread by a normal jitter of relative width ``jitter`` so that
+    clients cut off together do not all come back together. Delays never
+    exceed ``max_delay``; a draw above it is reflected below it rather than
+    clipped, which would bring the herd back in step. After ``max_retries``
+    retries in a row (None: no limit) it gives up and logs why.
 
     A connection that gets as far as ``build_protocol`` counts as a success:
     ``build_protocol`` calls ``reset_delay()`` itself, so users need not (and
     overriders should call ``super().build_protocol(addr)``).
 
-    Timers run on ``clock`` if set, else on ``connector.reactor``.
+    Timers run on ``clock`` if set, else on ``connector.reactor``; the
+    jitter draws from ``rng`` (a ``random.Random``) if set, else from the
+    ``random`` module, so tests can make it repeatable.
     ``stop_trying()`` cancels a pending retry and any attempt in flight; set
     ``continue_trying = True`` and call ``connector.connect()`` to start over.
     """
 
     initial_delay: float = 1.0
-    factor: float = 2.7182818284590451  # e: Twisted's choice, a smooth and well-tested ramp
-    jitter: float = 0.11962656472  # a width unlikely to line up with other clients' periods
+    factor: float = 2.7182818284590451  # e, as in Twisted
+    jitter: float = 0.11962656472  # about 12% spread, as in Twisted
     max_delay: float = 3600.0
     max_retries: int | None = None
     clock: Any = None
