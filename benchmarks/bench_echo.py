@@ -3,7 +3,9 @@
 Run: ``python benchmarks/bench_echo.py [--seconds 2] [--rounds 3] [--conns 1,10,100]``
 
 Each measurement starts one server (``echo_servers.py``) pinned to CPU 0 and
-one load generator (``loadgen.py``) pinned to CPU 1 with ``taskset``, runs
+one load generator pinned to CPU 1 with ``taskset`` (``loadgen.c``, built
+with the system C compiler so that the client outruns every server; the
+Python ``loadgen.py`` where there is no compiler), runs
 64-byte ping-pong for ``--seconds`` on every connection, and records the
 requests answered and the *server's* CPU time (utime + stime from
 /proc/PID/stat) over the run. The Python load generator can saturate its own
@@ -40,6 +42,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def _loadgen() -> list[str]:
+    """The load generator command: the C one if it can be built, else the Python one."""
+    source = os.path.join(HERE, "loadgen.c")
+    binary = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pyreactor-loadgen")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc and (not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(source)):
+        subprocess.run([cc, "-O2", "-o", binary, source], check=True)
+    if os.path.exists(binary):
+        return [binary]
+    return [sys.executable, os.path.join(HERE, "loadgen.py")]
+
+
 def implementations() -> list[str]:
     """The servers that can run here."""
     names = ["epoll-minimal", "pyreactor", "pyreactor-streams", "asyncio", "asyncio-streams"]
@@ -50,7 +64,7 @@ def implementations() -> list[str]:
     return names
 
 
-def measure(impl: str, conns: int, seconds: float) -> tuple[float, float]:
+def measure(impl: str, conns: int, seconds: float, loadgen: list[str] | None = None) -> tuple[float, float]:
     """(requests per second, server CPU microseconds per request) for one run."""
     server = subprocess.Popen(
         _pin(0) + [sys.executable, os.path.join(HERE, "echo_servers.py"), impl],
@@ -60,7 +74,7 @@ def measure(impl: str, conns: int, seconds: float) -> tuple[float, float]:
         port = int(server.stdout.readline())
         before = _cpu_seconds(server.pid)
         out = subprocess.run(
-            _pin(1) + [sys.executable, os.path.join(HERE, "loadgen.py"), str(port), str(conns), str(seconds)],
+            _pin(1) + (loadgen or _loadgen()) + [str(port), str(conns), str(seconds)],
             capture_output=True, text=True, check=True, timeout=seconds + 60,
         )
         after = _cpu_seconds(server.pid)
@@ -84,15 +98,16 @@ def main() -> None:
     args = parser.parse_args()
     impls = args.only.split(",") if args.only else implementations()
     conn_counts = [int(c) for c in args.conns.split(",")]
+    loadgen = _loadgen()
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for round_no in range(args.rounds):
         for conns in conn_counts:
             # Rotate the order each round so no server always goes first.
             order = impls[round_no % len(impls):] + impls[:round_no % len(impls)]
             for impl in order:
-                results.setdefault((impl, conns), []).append(measure(impl, conns, args.seconds))
+                results.setdefault((impl, conns), []).append(measure(impl, conns, args.seconds, loadgen))
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    print(f"64 B echo, {args.seconds:g} s per run, {args.rounds} rounds, server on CPU 0, load on CPU 1; medians")
+    print(f"64 B echo, {args.seconds:g} s per run, {args.rounds} rounds, server on CPU 0, load ({os.path.basename(loadgen[-1])}) on CPU 1; medians")
     print(f"{'server':<18} {'conns':>5} {'req/s':>9} {'CPU us/req':>11} {'vs asyncio':>11} {'vs epoll':>9}")
     for conns in conn_counts:
         base = results.get(("asyncio", conns))

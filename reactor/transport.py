@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reactor")
 
-READ_SIZE = 262144
+READ_SIZE = 65536
 # Chunks smaller than this are merged into a trailing bytearray when buffered.
 SMALL_CHUNK = 16384
 # Chunks passed to one sendmsg(); well under any IOV_MAX.
