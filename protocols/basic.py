@@ -273,6 +273,9 @@ class NetstringReceiver(Protocol):
 
     def _parse(self, buf: bytearray) -> None:
         transport = self.transport
+        # A legal length has at most as many digits as MAX_LENGTH, so neither
+        # the search for its colon nor the checks below ever cover more.
+        width = len(str(self.MAX_LENGTH))
         while True:
             start = self._start
             end = len(buf)
@@ -281,9 +284,6 @@ class NetstringReceiver(Protocol):
                 return
             length = self._length
             if length < 0:
-                # A legal length has at most as many digits as MAX_LENGTH, so
-                # neither the search nor the checks below ever cover more.
-                width = len(str(self.MAX_LENGTH))
                 colon = buf.find(b":", start, start + width + 1)
                 if colon < 0:
                     field = buf[start:start + width + 1]
