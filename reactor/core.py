@@ -98,6 +98,9 @@ class Reactor:
         else:
             self._mux = make_multiplexer(multiplexer)
         self.multiplexer = self._mux.name
+        # A multiplexer on a loop it does not own (reactor.aio) must hear of
+        # work scheduled between passes, or that loop would not wake for it.
+        self._work_added: Callable[[float], None] | None = getattr(self._mux, "work_added", None)
         self._readers: dict[int, Any] = {}
         self._writers: dict[int, Any] = {}
         self._ready: collections.deque[DelayedCall] = collections.deque()
@@ -127,15 +130,23 @@ class Reactor:
         call = DelayedCall(self._timers, 0.0, func, args, kwargs)
         call._entry = QUEUED
         self._ready.append(call)
+        if self._work_added is not None:
+            self._work_added(0.0)
         return call
 
     def call_later(self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any) -> DelayedCall:
         """Run ``func(*args, **kwargs)`` ``delay`` seconds from now."""
-        return self._timers.call_at(time.monotonic() + delay, func, args, kwargs)
+        call = self._timers.call_at(time.monotonic() + delay, func, args, kwargs)
+        if self._work_added is not None:
+            self._work_added(call.time)
+        return call
 
     def call_at(self, when: float, func: Callable[..., Any], *args: Any, **kwargs: Any) -> DelayedCall:
         """Run ``func(*args, **kwargs)`` when ``seconds()`` reaches ``when``."""
-        return self._timers.call_at(when, func, args, kwargs)
+        call = self._timers.call_at(when, func, args, kwargs)
+        if self._work_added is not None:
+            self._work_added(when)
+        return call
 
     def call_from_thread(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``func`` in the reactor thread on its next pass; safe from any thread."""
