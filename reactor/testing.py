@@ -210,6 +210,12 @@ class Pump:
     ``abort_connection()`` the aborting side gets ``ConnectionAborted`` and
     the peer ``ConnectionLost`` (a reset); unsent bytes are dropped.
     ``connection_lost`` is called exactly once on each side.
+
+    ``server_transport`` and ``client_transport`` are the two ends:
+    StringTransports whose ``value()`` holds everything that side wrote and
+    whose ``get_write_buffer_size()`` counts what is still to be moved; a
+    side over its high-water mark gets ``pause_writing()``, and
+    ``resume_writing()`` once the pump has moved its bytes.
     """
 
     def __init__(self, server: Any, client: Any, server_transport: _MemoryTransport,
