@@ -51,6 +51,7 @@ path every callback takes.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from types import CoroutineType, GeneratorType
 from typing import Any, Callable, Generator, Generic, Iterable, NoReturn, TypeVar
 
@@ -60,6 +61,9 @@ from .failure import Failure
 __all__ = [
     "Deferred",
     "DeferredList",
+    "DeferredLock",
+    "DeferredQueue",
+    "DeferredSemaphore",
     "Failure",
     "fail",
     "gather",
@@ -637,3 +641,95 @@ def DeferredList(  # noqa: N802 - the contract's name, after Twisted's class
     for index, d in enumerate(ds):
         d.add_both(settle, index)
     return out
+
+
+# -- coordination: lock, semaphore, queue ------------------------------------------
+
+
+class DeferredSemaphore:
+    """At most ``tokens`` holders at a time; ``acquire()`` returns a Deferred fired when it is your turn."""
+
+    def __init__(self, tokens: int) -> None:
+        if tokens < 1:
+            raise ValueError(f"a semaphore needs at least one token, not {tokens!r}")
+        self.limit = tokens
+        self.tokens = tokens
+        self._waiting: deque[Deferred[Any]] = deque()
+
+    def acquire(self) -> Deferred[Any]:
+        """A Deferred fired with self once a token is ours; cancelling it gives up the place in line."""
+        if self.tokens:
+            self.tokens -= 1
+            return succeed(self)
+        d: Deferred[Any] = Deferred(self._waiting.remove)
+        self._waiting.append(d)
+        return d
+
+    def release(self) -> None:
+        """Give a token back (to the first in line, if any); raises RuntimeError if none is out."""
+        if self._waiting:
+            self._waiting.popleft().callback(self)
+        elif self.tokens < self.limit:
+            self.tokens += 1
+        else:
+            raise RuntimeError(f"{type(self).__name__}.release() called more often than acquire()")
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Acquire, run ``fn(*args, **kwargs)`` (maybe returning a Deferred or coroutine), release; its result."""
+
+        def call(_: Any) -> Deferred[Any]:
+            return maybe_deferred(fn, *args, **kwargs).add_both(release)
+
+        def release(result: Any) -> Any:
+            self.release()
+            return result
+
+        return self.acquire().add_callback(call)
+
+    def __aenter__(self) -> Deferred[Any]:
+        return self.acquire()
+
+    def __aexit__(self, *exc_info: Any) -> Deferred[bool]:
+        self.release()
+        return succeed(False)
+
+
+class DeferredLock(DeferredSemaphore):
+    """A lock for callback code: ``acquire()`` returns a Deferred fired when the lock is ours."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    @property
+    def locked(self) -> bool:
+        """Whether somebody holds the lock."""
+        return not self.tokens
+
+
+class DeferredQueue:
+    """A queue whose ``get()`` returns a Deferred; ``size`` bounds the items, ``backlog`` the waiting gets."""
+
+    def __init__(self, size: int | None = None, backlog: int | None = None) -> None:
+        self.size = size
+        self.backlog = backlog
+        self.pending: deque[Any] = deque()
+        self.waiting: deque[Deferred[Any]] = deque()
+
+    def put(self, obj: Any) -> None:
+        """Hand ``obj`` to the first waiting get, or keep it; raises OverflowError if the queue is full."""
+        if self.waiting:
+            self.waiting.popleft().callback(obj)
+        elif self.size is None or len(self.pending) < self.size:
+            self.pending.append(obj)
+        else:
+            raise OverflowError(f"queue is full ({self.size} items)")
+
+    def get(self) -> Deferred[Any]:
+        """A Deferred of the next item; raises OverflowError if ``backlog`` gets already wait."""
+        if self.pending:
+            return succeed(self.pending.popleft())
+        if self.backlog is not None and len(self.waiting) >= self.backlog:
+            raise OverflowError(f"too many gets waiting ({self.backlog})")
+        d: Deferred[Any] = Deferred(self.waiting.remove)
+        self.waiting.append(d)
+        return d

@@ -8,9 +8,13 @@ import sys
 
 import pytest
 
+from reactor.coroutines import ensure_deferred
 from reactor.defer import (
     Deferred,
     DeferredList,
+    DeferredLock,
+    DeferredQueue,
+    DeferredSemaphore,
     Failure,
     fail,
     gather,
@@ -1100,3 +1104,115 @@ def test_failure_still_unhandled_after_more_callbacks_is_logged_once(caplog):
     d.add_errback(lambda f: f)  # passed on: still unhandled
     del d
     assert len(unhandled_records(caplog)) == 1
+
+
+# -- DeferredLock, DeferredSemaphore, DeferredQueue --------------------------------------
+
+def test_lock_hands_over_in_order():
+    lock = DeferredLock()
+    assert not lock.locked
+    first = lock.acquire()
+    assert success_result_of(first) is lock and lock.locked
+    second, third = lock.acquire(), lock.acquire()
+    assert_no_result(second)
+    lock.release()
+    assert success_result_of(second) is lock
+    assert_no_result(third)
+    lock.release()
+    success_result_of(third)
+    lock.release()
+    assert not lock.locked
+    with pytest.raises(RuntimeError):
+        lock.release()
+
+
+def test_cancelled_acquire_gives_up_its_place():
+    lock = DeferredLock()
+    lock.acquire()
+    waiter, after = lock.acquire(), lock.acquire()
+    waiter.cancel()
+    failure_result_of(waiter, CancelledError)
+    lock.release()
+    assert success_result_of(after) is lock
+
+
+def test_lock_run_releases_after_success_and_failure():
+    lock = DeferredLock()
+    gate = Deferred()
+    d1 = lock.run(lambda: gate)
+    d2 = lock.run(lambda x: x * 2, 21)
+    assert_no_result(d2)
+    gate.callback("gated")
+    assert success_result_of(d1) == "gated"
+    assert success_result_of(d2) == 42
+    failure_result_of(lock.run(lambda: 1 / 0), ZeroDivisionError)
+    assert not lock.locked
+
+
+def test_semaphore_limits_holders():
+    sem = DeferredSemaphore(2)
+    a, b, c = sem.acquire(), sem.acquire(), sem.acquire()
+    success_result_of(a)
+    success_result_of(b)
+    assert_no_result(c)
+    assert sem.tokens == 0
+    sem.release()
+    success_result_of(c)
+    sem.release()
+    sem.release()
+    assert sem.tokens == 2
+    with pytest.raises(RuntimeError):
+        sem.release()
+    with pytest.raises(ValueError):
+        DeferredSemaphore(0)
+
+
+def test_lock_in_async_with():
+    lock = DeferredLock()
+    order = []
+
+    async def worker(name, gate):
+        async with lock:
+            order.append((name, "in"))
+            await gate
+            order.append((name, "out"))
+
+    g1, g2 = Deferred(), Deferred()
+    d1, d2 = ensure_deferred(worker("a", g1)), ensure_deferred(worker("b", g2))
+    g2.callback(None)
+    assert order == [("a", "in")]
+    g1.callback(None)
+    success_result_of(d1)
+    success_result_of(d2)
+    assert order == [("a", "in"), ("a", "out"), ("b", "in"), ("b", "out")]
+    assert not lock.locked
+
+
+def test_queue_put_then_get_and_get_then_put():
+    q = DeferredQueue()
+    q.put(1)
+    assert success_result_of(q.get()) == 1
+    waiting = q.get()
+    assert_no_result(waiting)
+    q.put(2)
+    assert success_result_of(waiting) == 2
+
+
+def test_queue_limits():
+    q = DeferredQueue(size=1, backlog=1)
+    q.put("a")
+    with pytest.raises(OverflowError):
+        q.put("b")
+    success_result_of(q.get())
+    q.get()
+    with pytest.raises(OverflowError):
+        q.get()
+
+
+def test_queue_cancelled_get_leaves_the_line():
+    q = DeferredQueue()
+    first, second = q.get(), q.get()
+    first.cancel()
+    failure_result_of(first, CancelledError)
+    q.put("x")
+    assert success_result_of(second) == "x"

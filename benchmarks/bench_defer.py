@@ -1,0 +1,263 @@
+"""Deferred and coroutine micro-benchmarks: pyreactor against Twisted and asyncio.
+
+Run: ``python benchmarks/bench_defer.py [--rounds 9] [--scale 1.0]``
+
+Shapes (per-operation times; lower is better):
+
+1. ``chain``: create a Deferred, add 10 callbacks, fire it.
+2. ``inline``: an ``inline_callbacks`` generator yielding 1,000 fired
+   Deferreds (``yield succeed(i)``); time per step.
+3. ``await``: an ``async def`` awaiting 1,000 fired Deferreds
+   (``await succeed(i)``), run by ``ensure_deferred``; time per step. asyncio's
+   counterpart, run as a Task, awaits a fresh done Future per step
+   (``f = loop.create_future(); f.set_result(i); await f``): both sides make
+   a finished awaitable and await it.
+4. ``await-ready`` (for information): awaiting 1,000 finished awaitables made
+   beforehand, so only the ``await`` is timed: pyreactor awaits pre-fired
+   Deferreds, asyncio pre-made done Futures (whose ``__await__`` is C code).
+
+Every round runs every (implementation, shape) once, interleaved, with the
+garbage collector paused during a timing (as ``timeit`` does); the table shows
+the median over rounds and the ratios pyreactor / Twisted and pyreactor /
+asyncio from those medians, next to the targets of issue 7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from reactor.coroutines import ensure_deferred, inline_callbacks  # noqa: E402
+from reactor.defer import Deferred, succeed  # noqa: E402
+
+try:
+    from twisted.internet import defer as twisted_defer
+except ImportError:  # pragma: no cover - Twisted is optional
+    twisted_defer = None
+
+STEPS = 1000
+
+# Targets from issue 7: pyreactor's time over the other's, at most.
+TARGETS = {("chain", "twisted"): 0.65, ("inline", "twisted"): 0.35, ("await", "asyncio"): 1.0}
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+# -- shape 1: create, 10 callbacks, fire ---------------------------------------------
+
+def chain_pyreactor(n: int) -> None:
+    f = _identity
+    for _ in range(n):
+        d = Deferred()
+        add = d.add_callback
+        add(f); add(f); add(f); add(f); add(f)  # noqa: E702
+        add(f); add(f); add(f); add(f); add(f)  # noqa: E702
+        d.callback(1)
+
+
+def chain_twisted(n: int) -> None:
+    f = _identity
+    deferred = twisted_defer.Deferred
+    for _ in range(n):
+        d = deferred()
+        add = d.addCallback
+        add(f); add(f); add(f); add(f); add(f)  # noqa: E702
+        add(f); add(f); add(f); add(f); add(f)  # noqa: E702
+        d.callback(1)
+
+
+# -- shape 2: inline_callbacks over fired Deferreds -------------------------------------------
+
+@inline_callbacks
+def _inline_pyreactor():
+    total = 0
+    for i in range(STEPS):
+        total += yield succeed(i)
+    return total
+
+
+def inline_pyreactor(n: int) -> None:
+    for _ in range(n):
+        _inline_pyreactor()
+
+
+def _make_inline_twisted() -> Callable[[], Any]:
+    @twisted_defer.inlineCallbacks
+    def run():
+        total = 0
+        for i in range(STEPS):
+            total += yield twisted_defer.succeed(i)
+        return total
+
+    return run
+
+
+def inline_twisted(n: int) -> None:
+    run = _make_inline_twisted()
+    for _ in range(n):
+        run()
+
+
+# -- shape 3: async def awaiting fired Deferreds / done futures ----------------------------------
+
+async def _await_pyreactor():
+    total = 0
+    for i in range(STEPS):
+        total += await succeed(i)
+    return total
+
+
+def await_pyreactor(n: int) -> None:
+    for _ in range(n):
+        ensure_deferred(_await_pyreactor())
+
+
+async def _await_twisted():
+    succeed_ = twisted_defer.succeed
+    total = 0
+    for i in range(STEPS):
+        total += await succeed_(i)
+    return total
+
+
+def await_twisted(n: int) -> None:
+    ensure = twisted_defer.ensureDeferred
+    for _ in range(n):
+        ensure(_await_twisted())
+
+
+async def _await_asyncio():
+    loop = asyncio.get_running_loop()
+    total = 0
+    for i in range(STEPS):
+        f = loop.create_future()
+        f.set_result(i)
+        total += await f
+    return total
+
+
+# -- shape 4: only the await ----------------------------------------------------------------------
+
+async def _await_ready(items: list) -> None:
+    for item in items:
+        await item
+
+
+def await_ready_pyreactor(n: int) -> float:
+    elapsed = 0.0
+    for _ in range(n):
+        items = [succeed(i) for i in range(STEPS)]
+        start = time.perf_counter()
+        ensure_deferred(_await_ready(items))
+        elapsed += time.perf_counter() - start
+    return elapsed
+
+
+# -- asyncio runs inside one Task, timed from inside it ------------------------------------------------
+
+async def _time_in_task(body: Callable[[], Any], n: int, ready: bool) -> float:
+    if ready:
+        loop = asyncio.get_running_loop()
+        elapsed = 0.0
+        for _ in range(n):
+            items = []
+            for i in range(STEPS):
+                f = loop.create_future()
+                f.set_result(i)
+                items.append(f)
+            start = time.perf_counter()
+            await _await_ready(items)
+            elapsed += time.perf_counter() - start
+        return elapsed
+    start = time.perf_counter()
+    for _ in range(n):
+        await body()
+    return time.perf_counter() - start
+
+
+def _asyncio_runner(loop: asyncio.AbstractEventLoop, ready: bool) -> Callable[[int], float]:
+    def run(n: int) -> float:
+        return loop.run_until_complete(loop.create_task(_time_in_task(_await_asyncio, n, ready)))
+
+    return run
+
+
+def _timed(fn: Callable[[int], Any], n: int) -> float:
+    """Seconds for ``fn(n)``; fn may time itself by returning a float."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        own = fn(n)
+        elapsed = time.perf_counter() - start
+    finally:
+        gc.enable()
+    return own if isinstance(own, float) else elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (medians are taken over them)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the work per timing")
+    args = parser.parse_args()
+
+    loop = asyncio.new_event_loop()
+    # (shape, implementation) -> (function, repetitions, operations per repetition)
+    cases: dict[tuple[str, str], tuple[Callable[[int], Any], int, int]] = {
+        ("chain", "pyreactor"): (chain_pyreactor, 20_000, 1),
+        ("inline", "pyreactor"): (inline_pyreactor, 20, STEPS),
+        ("await", "pyreactor"): (await_pyreactor, 20, STEPS),
+        ("await", "asyncio"): (_asyncio_runner(loop, False), 20, STEPS),
+        ("await-ready", "pyreactor"): (await_ready_pyreactor, 20, STEPS),
+        ("await-ready", "asyncio"): (_asyncio_runner(loop, True), 20, STEPS),
+    }
+    if twisted_defer is not None:
+        cases[("chain", "twisted")] = (chain_twisted, 20_000, 1)
+        cases[("inline", "twisted")] = (inline_twisted, 20, STEPS)
+        cases[("await", "twisted")] = (await_twisted, 20, STEPS)
+
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+    for key, (fn, reps, _) in cases.items():  # warm up
+        _timed(fn, max(1, reps // 10))
+    for _ in range(args.rounds):
+        for key, (fn, reps, ops) in cases.items():
+            reps = max(1, int(reps * args.scale))
+            samples[key].append(_timed(fn, reps) / (reps * ops))
+    loop.close()
+
+    median = {key: statistics.median(values) for key, values in samples.items()}
+    twisted_version = getattr(sys.modules.get("twisted"), "__version__", "not installed")
+    print(f"Python {sys.version.split()[0]}, Twisted {twisted_version}, "
+          f"{args.rounds} interleaved rounds, medians in microseconds per operation\n")
+    print(f"{'shape':<12} {'pyreactor':>10} {'twisted':>10} {'asyncio':>10} {'pyr/twisted':>12} {'pyr/asyncio':>12}")
+    for shape in ("chain", "inline", "await", "await-ready"):
+        ours = median[(shape, "pyreactor")]
+        cells = [f"{shape:<12}", f"{ours * 1e6:>10.3f}"]
+        for other in ("twisted", "asyncio"):
+            value = median.get((shape, other))
+            cells.append(f"{value * 1e6:>10.3f}" if value else f"{'-':>10}")
+        for other in ("twisted", "asyncio"):
+            value = median.get((shape, other))
+            if not value:
+                cells.append(f"{'-':>12}")
+                continue
+            ratio = ours / value
+            target = TARGETS.get((shape, other))
+            mark = "" if target is None else (" ok" if ratio <= target else " MISS")
+            cells.append(f"{ratio:>9.2f}{mark:<3}")
+        print(" ".join(cells))
+    print("\ntargets: chain <= 0.65x Twisted, inline <= 0.35x Twisted, await <= 1.0x asyncio")
+
+
+if __name__ == "__main__":
+    main()
