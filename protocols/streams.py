@@ -154,17 +154,15 @@ class StreamReader:
         """Add bytes that arrived; a pending read that they complete fires now."""
         waiter = self._waiter
         buf = self._buffer
-        if (
-            waiter is not None
-            and not buf
-            and self._want is _TAKE_SOME
-            and type(data) is bytes
-            and 0 < len(data) <= self._want_arg
-        ):
-            # The echo-server case: hand the received bytes over uncopied.
-            self._waiter = None
-            waiter.callback(data)
-            return
+        if waiter is not None:
+            if waiter.called:
+                # Cancelled while waiting (see _start): forget it.
+                waiter = self._waiter = None
+            elif not buf and self._want is _TAKE_SOME and type(data) is bytes and 0 < len(data) <= self._want_arg:
+                # The echo-server case: hand the received bytes over uncopied.
+                self._waiter = None
+                waiter.callback(data)
+                return
         if not data:
             return
         buf += data
@@ -200,11 +198,11 @@ class StreamReader:
     def read(self, n: int = -1) -> Deferred[bytes]:
         """Up to ``n`` bytes (at once if any are buffered; b"" at EOF); with ``n < 0``, everything until EOF."""
         if self._waiter is not None:
-            self._busy()
+            self._check_idle()
         if n > 0:
+            # _start and _take_some inlined: this is the hot path of a streaming server.
             buf = self._buffer
             if buf:
-                # Inlined _take_some: the hot path of a streaming server.
                 if len(buf) <= n:
                     data = bytes(buf)
                     buf.clear()
@@ -213,6 +211,14 @@ class StreamReader:
                         self._resume()
                     return succeed(data)
                 return succeed(self._take(n))
+            if not self._eof:
+                d: Deferred[bytes] = Deferred()
+                self._waiter = d
+                self._want = _TAKE_SOME
+                self._want_arg = n
+                if self._paused:
+                    self._resume()
+                return d
             return self._start(_TAKE_SOME, n)
         if n == 0:
             return succeed(b"")
@@ -223,7 +229,7 @@ class StreamReader:
         if n < 0:
             raise ValueError(f"readexactly() needs n >= 0, not {n!r}")
         if self._waiter is not None:
-            self._busy()
+            self._check_idle()
         if n == 0:
             return succeed(b"")
         return self._start(_TAKE_EXACTLY, n)
@@ -240,7 +246,7 @@ class StreamReader:
         if type(separator) is not bytes:
             separator = bytes(memoryview(separator))
         if self._waiter is not None:
-            self._busy()
+            self._check_idle()
         self._searched = 0
         return self._start(_TAKE_UNTIL, separator)
 
@@ -251,7 +257,7 @@ class StreamReader:
         buffered bytes are dropped.
         """
         if self._waiter is not None:
-            self._busy()
+            self._check_idle()
         self._searched = 0
         return self._start(_TAKE_LINE, None)
 
@@ -265,8 +271,11 @@ class StreamReader:
 
     # -- waiting --------------------------------------------------------------
 
-    def _busy(self) -> None:
-        raise RuntimeError("another read is already waiting on this stream; only one may wait at a time")
+    def _check_idle(self) -> None:
+        """Raise RuntimeError if a read is waiting; forget a waiter that was cancelled."""
+        if not self._waiter.called:  # type: ignore[union-attr]
+            raise RuntimeError("another read is already waiting on this stream; only one may wait at a time")
+        self._waiter = None
 
     def _start(self, want: Callable[[StreamReader, Any], Any], arg: Any) -> Deferred[Any]:
         """Answer from the buffer now, or become the waiter."""
@@ -276,7 +285,11 @@ class StreamReader:
             return fail(exc)
         if result is not _NOT_YET:
             return succeed(result)
-        d: Deferred[Any] = Deferred(self._cancel_wait)
+        # No canceller, so no bound method to allocate per read: a cancelled
+        # waiter fires itself with CancelledError, and the reader notices it
+        # (waiter.called) at its next event and forgets it. The buffered
+        # bytes stay where they are.
+        d: Deferred[Any] = Deferred()
         self._waiter = d
         self._want = want
         self._want_arg = arg
@@ -288,6 +301,9 @@ class StreamReader:
     def _wake(self) -> None:
         """Something arrived: fire the waiter if it can be answered now."""
         waiter = self._waiter
+        if waiter.called:  # type: ignore[union-attr]
+            self._waiter = None
+            return
         try:
             result = self._want(self, self._want_arg)  # type: ignore[misc]
         except Exception:
@@ -298,17 +314,6 @@ class StreamReader:
             # Cleared before firing: the callback may read again at once.
             self._waiter = None
             waiter.callback(result)  # type: ignore[union-attr]
-
-    def _cancel_wait(self, d: Deferred[Any]) -> None:
-        if self._waiter is d:
-            self._waiter = None
-            self._want_arg = None
-            self._check_pause()
-
-    def _check_pause(self) -> None:
-        if len(self._buffer) > 2 * self._limit and not self._paused and self._transport is not None:
-            self._paused = True
-            self._transport.pause_reading()
 
     def _resume(self) -> None:
         self._paused = False
@@ -413,7 +418,7 @@ class StreamReader:
         state = [f"{len(self._buffer)} bytes buffered"]
         if self._eof:
             state.append("eof" if self._exception is None else f"failed: {self._exception!r}")
-        if self._waiter is not None:
+        if self._waiter is not None and not self._waiter.called:
             state.append(f"waiting in {self._want.__name__.replace('_take', 'read')}")  # type: ignore[union-attr]
         if self._paused:
             state.append("paused")
