@@ -151,13 +151,15 @@ class _Driver:
 
 
 def _is_awaitable(x: Any) -> bool:
-    return isinstance(x, Coroutine) or hasattr(type(x), "__await__")
+    return type(x) is CoroutineType or isinstance(x, Coroutine) or hasattr(type(x), "__await__")
 
 
 def _not_awaitable(x: Any) -> Failure:
+    # The type's name, not a repr: the driver loop must not run user code that may raise.
+    kind = type(x)
     return Failure(TypeError(
-        f"ensure_deferred can only await Deferreds and coroutines that await them, not {x!r}"
-        " (use reactor.aio to await asyncio futures)"))
+        f"ensure_deferred can only await Deferreds and coroutines that await them,"
+        f" not {kind.__module__}.{kind.__qualname__} (use reactor.aio to await asyncio futures)"))
 
 
 def _run(coro: Any, is_generator: bool) -> Deferred[Any]:

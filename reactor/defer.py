@@ -74,14 +74,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-# The callback slot of a link entry; its args are (target, is_chain).
-_LINK: Any = object()
-
-# A canceller may return this to say "I handed the cancellation on and the
-# Deferred stays pending": used by coroutine drivers whose coroutine caught
-# the CancelledError and went on waiting for something else.
-_KEEP_WAITING: Any = object()
-
 _new = object.__new__
 
 
@@ -96,6 +88,14 @@ class _Marker:
     def __repr__(self) -> str:
         return self.name
 
+
+# The callback slot of a link entry; its args are (target, is_chain).
+_LINK: Any = _Marker("<link>")
+
+# A canceller may return this to say "I handed the cancellation on and the
+# Deferred stays pending": used by coroutine drivers whose coroutine caught
+# the CancelledError and went on waiting for something else.
+_KEEP_WAITING: Any = _Marker("<keep waiting>")
 
 # ``result`` of a Deferred whose callbacks are being run (see above).
 _BUSY: Any = _Marker("<running its callbacks>")
@@ -395,8 +395,8 @@ class Deferred(Generic[T]):
                         if type(result) is deferred_type:
                             inner = result
                             if inner is current:
-                                result = failure_type(ValueError(
-                                    f"callback {fn!r} returned the Deferred it was added to"))
+                                # (No repr of fn here: nothing in this loop may raise.)
+                                result = failure_type(ValueError("a callback returned the Deferred it was added to"))
                             elif inner.called and not inner.paused and inner.result is not busy:
                                 result = inner.result
                                 inner.result = None
@@ -687,9 +687,11 @@ class DeferredSemaphore:
         return self.acquire().add_callback(call)
 
     def __aenter__(self) -> Deferred[Any]:
+        """``async with sem:`` acquires..."""
         return self.acquire()
 
     def __aexit__(self, *exc_info: Any) -> Deferred[bool]:
+        """...and releases, letting any exception through."""
         self.release()
         return succeed(False)
 
