@@ -21,8 +21,11 @@ to CPU 1, and then:
    answered with one line, so each pair always has ``--depth`` lines inside
    the server. After a one-second warm-up it counts the lines received
    (= lines the server relayed) for ``--seconds``; the server's CPU time
-   over that window comes from /proc/PID/stat. The client's own CPU use is reported
-   too: near 100% would mean the client, not the server, is the limit.
+   over that window comes from /proc/PID/stat, which gives the server's CPU
+   time per relayed line and its share of a CPU. The client's own CPU use
+   is reported too: near 100% would mean the client, not the server, is the
+   limit. On a machine busy with other work, lines/s follows the CPU share
+   the server got; CPU time per line is the figure that compares styles.
 
 The whole session (start, connect, measure) is repeated ``--rounds`` times
 per style, in a rotating order, and medians are reported (``--big-rounds``
@@ -273,11 +276,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nChat relay, 32-byte lines, {args.depth} lines in flight per pair, {args.seconds:g} s windows; "
           f"medians of {args.rounds} sessions ({args.big_rounds} for {args.big} connections); "
           f"server on CPU 0, load client on CPU 1; Python {sys.version.split()[0]}\n")
-    print("| style | conns | RSS / conn | VSZ / conn | server threads | server RSS | load conns | lines/s | server CPU us/line | client CPU |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| style | conns | RSS / conn | VSZ / conn | server threads | server RSS | load conns | lines/s | server CPU us/line | server CPU | client CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "error" in r and "rss_per_conn" not in r:
-            print(f"| {r['style']} | {r['conns']} | failed: {r['error']} | | | | | | | |")
+            print(f"| {r['style']} | {r['conns']} | failed: {r['error']} | | | | | | | | |")
             continue
         loads = sorted(int(k[4:]) for k in r if k.startswith("load"))
         rows = loads or [None]
@@ -285,12 +288,14 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
             head = (f"| {r['style']} | {r['conns']} | {_fmt_bytes(r['rss_per_conn'])} | {_fmt_bytes(r['vsz_per_conn'])} | "
                     f"{r['threads']} | {r['rss_total'] / 2**20:.0f} MiB |") if i == 0 else "| | | | | | |"
             if load is None:
-                print(head + " | | | |")
+                print(head + " | | | | |")
             else:
                 rate, cpu, client_cpu = r[f"load{load}"]
-                print(head + f" {load} | {rate:,.0f} | {cpu:.1f} | {client_cpu:.0%} |")
+                # The server's share of a CPU over the window: far below 100%
+                # means it waited (for the client, or for a CPU busy with others).
+                print(head + f" {load} | {rate:,.0f} | {cpu:.1f} | {rate * cpu / 1e6:.0%} | {client_cpu:.0%} |")
         if "error" in r:
-            print(f"| {r['style']} | {r['conns']} | error: {r['error']} | | | | | | | |")
+            print(f"| {r['style']} | {r['conns']} | error: {r['error']} | | | | | | | | |")
 
 
 def main() -> int:
