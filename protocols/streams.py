@@ -399,9 +399,7 @@ class StreamReader:
             if index <= limit:
                 return self._take(index + 1)
             self._take(index + 1)
-            raise LimitOverrunError(
-                f"line of {index + 1} bytes is over the stream's limit of {limit}; dropped", index + 1
-            )
+            raise LimitOverrunError(f"line of {index + 1} bytes is over the stream's limit of {limit}; dropped", index)
         size = len(buf)
         if size > limit:
             self._take(size)
@@ -419,7 +417,7 @@ class StreamReader:
         if self._eof:
             state.append("eof" if self._exception is None else f"failed: {self._exception!r}")
         if self._waiter is not None and not self._waiter.called:
-            state.append(f"waiting in {self._want.__name__.replace('_take', 'read')}")  # type: ignore[union-attr]
+            state.append(f"waiting in {_WANT_NAMES[self._want]}")
         if self._paused:
             state.append("paused")
         return f"<StreamReader {', '.join(state)}>"
@@ -432,6 +430,10 @@ _TAKE_ALL = StreamReader._take_all
 _TAKE_EXACTLY = StreamReader._take_exactly
 _TAKE_UNTIL = StreamReader._take_until
 _TAKE_LINE = StreamReader._take_line
+_WANT_NAMES = {
+    _TAKE_SOME: "read(n)", _TAKE_ALL: "read()", _TAKE_EXACTLY: "readexactly",
+    _TAKE_UNTIL: "readuntil", _TAKE_LINE: "readline",
+}
 
 
 def _stop_at_eof(line: bytes) -> bytes:
@@ -599,12 +601,17 @@ class StreamProtocol(Protocol):
         """Fail or fire the writer's waiters, and end the reader (EOF, or the error)."""
         self.connected = False
         writer = self.writer
+        # Order matters to code woken here: the writer knows first (a woken
+        # reader's drain() fails), and the reader has its end before
+        # wait_closed() fires.
         if writer is not None:
-            writer._connection_lost(reason)
+            writer._lost = reason
         if reason.check(ConnectionDone):
             self.reader.feed_eof()
         else:
             self.reader.set_exception(reason.value)
+        if writer is not None:
+            writer._connection_lost(reason)
 
     def pause_writing(self) -> None:
         """The transport's buffer went over its high mark: drain() waits from now on."""
