@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Coroutine
 from types import CoroutineType, GeneratorType, MethodType
-from typing import Any, Callable, Generator, TypeVar
+from typing import Any, Callable, Generator, TypeVar, cast
 
 from .defer import _BUSY, _KEEP_WAITING, Deferred, Failure
 
@@ -112,7 +112,7 @@ class _Driver:
                     out.result = None
                     out._canceller = None
                     out._callbacks = None
-                    driver = fn.__self__
+                    driver = cast(_Driver, fn.__self__)
                     driver.waiting = None
                     coro = driver.coro
                     send = coro.send

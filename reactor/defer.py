@@ -53,7 +53,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from types import CoroutineType, GeneratorType
-from typing import Any, Callable, Generator, Generic, Iterable, NoReturn, TypeVar
+from typing import Any, Callable, Generator, Generic, Iterable, Iterator, NoReturn, TypeVar
 
 from .errors import AlreadyCalledError, CancelledError, FailureGroup, FirstError
 from .failure import Failure
@@ -134,14 +134,21 @@ class Deferred(Generic[T]):
     # then. ``_canceller`` is left unset by succeed()/fail(), whose Deferreds
     # are born fired and never need it.
     __slots__ = ("called", "result", "paused", "_callbacks", "_iter", "_canceller", "_debug", "__weakref__")
+    called: bool
+    result: Any
+    paused: int
+    _callbacks: list[tuple] | None
+    _iter: Iterator[tuple] | None
+    _canceller: Callable[[Deferred[Any]], Any] | None
+    _debug: _UnhandledError | None
 
     def __init__(self, canceller: Callable[[Deferred[Any]], Any] | None = None) -> None:
         self.called = False
-        self.result: Any = None
+        self.result = None
         self.paused = 0
-        self._callbacks: list | None = None
+        self._callbacks = None
         self._canceller = canceller
-        self._debug: _UnhandledError | None = None
+        self._debug = None
 
     def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
         raise TypeError("Deferred is final: wrap it rather than subclass it")
@@ -251,7 +258,7 @@ class Deferred(Generic[T]):
 
     # -- firing -------------------------------------------------------------
 
-    def callback(self, result: T) -> None:
+    def callback(self, result: T | Failure) -> None:
         """Fire with ``result``; raises AlreadyCalledError if already fired."""
         if self.called:
             self._fired_again()
@@ -494,7 +501,7 @@ def fail(exc: BaseException | Failure | None = None) -> Deferred[Any]:
     """A Deferred already failed with ``exc`` (an exception, a Failure, or None for the current one)."""
     if exc is None:
         failure = Failure()
-    elif type(exc) is Failure:
+    elif isinstance(exc, Failure):
         failure = exc
     else:
         failure = Failure(exc)

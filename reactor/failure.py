@@ -22,6 +22,9 @@ from typing import Any, NoReturn
 
 from .errors import NoCurrentExceptionError
 
+# Spelled out here because inside the class ``type`` is Failure.type.
+_ExcType = type[BaseException]
+
 
 class Failure:
     """An exception together with the traceback where it was raised."""
@@ -42,11 +45,11 @@ class Failure:
         raise TypeError("Failure is final: the Deferred runner relies on type(x) is Failure")
 
     @property
-    def type(self) -> type[BaseException]:
+    def type(self) -> _ExcType:
         """The exception's class."""
         return type(self.value)
 
-    def check(self, *types: type[BaseException]) -> type[BaseException] | None:
+    def check(self, *types: _ExcType) -> _ExcType | None:
         """Return the first of ``types`` the exception is an instance of, or None."""
         value = self.value
         for candidate in types:
@@ -54,7 +57,7 @@ class Failure:
                 return candidate
         return None
 
-    def trap(self, *types: type[BaseException]) -> type[BaseException]:
+    def trap(self, *types: _ExcType) -> _ExcType:
         """Return the matching type like ``check``; if none matches, re-raise the original exception."""
         matched = self.check(*types)
         if matched is None:

@@ -72,7 +72,8 @@ class LoopingCall:
             raise ValueError(f"interval must be >= 0, not {interval!r}")
         self.running = True
         self.interval = interval
-        self._deferred = d = Deferred(self._cancel)
+        d: Deferred[LoopingCall] = Deferred(self._cancel)
+        self._deferred = d
         self._start_time = self.clock.seconds()
         if now:
             self._last_tick = -1

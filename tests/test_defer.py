@@ -644,7 +644,7 @@ def test_failure_handed_to_outer_is_logged_once_by_the_outer(caplog):
     outer.add_callback(lambda r: inner)
     outer.callback(None)
     inner.errback(Boom())
-    del outer, inner
+    outer = inner = None  # (not del: the lambdas close over them)
     assert len(unhandled_records(caplog)) == 1
 
 
@@ -654,7 +654,7 @@ def test_stolen_failure_of_fired_inner_is_handled_by_outer(caplog):
     outer.add_callback(lambda r: inner)
     outer.add_errback(lambda f: None)
     outer.callback(None)
-    del outer, inner
+    outer = inner = None  # (not del: the lambdas close over them)
     assert unhandled_records(caplog) == []
 
 

@@ -325,7 +325,7 @@ def test_failure_after_cancel_is_left_unhandled(caplog):
     d.cancel()
     failure_result_of(d, CancelledError)
     pending.errback(Boom())
-    del pending, lc
+    pending = lc = None  # (not del: the lambda closes over pending)
     gc.collect()
     assert "Unhandled error in Deferred" in caplog.text
 
