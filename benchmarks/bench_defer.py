@@ -206,7 +206,9 @@ async def _time_in_task(body: Callable[[], Any] | None, n: int) -> float:
     return _clock() - start
 
 
-def _asyncio_runner(loop: asyncio.AbstractEventLoop, body: Callable[[], Any] | None) -> Callable[[int], float]:
+def _asyncio_runner(
+    loop: asyncio.AbstractEventLoop, body: Callable[[], Any] | None
+) -> Callable[[int], float]:
     """Time ``body()`` n times inside one Task; None times awaiting pre-made done futures."""
 
     def run(n: int) -> float:
@@ -230,7 +232,7 @@ def _timed(fn: Callable[[int], Any], n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (medians are taken over them)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (medians are over them)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the work per timing")
     args = parser.parse_args()
 
@@ -279,7 +281,10 @@ def main() -> None:
                 continue
             ratio = median[(shape, "pyreactor")] / value
             target = TARGETS.get((shape, other))
-            verdict = f"target <= {target:.2f}: {'met' if ratio <= target else 'MISSED'}" if target else "for information"
+            if target is None:
+                verdict = "for information"
+            else:
+                verdict = f"target <= {target:.2f}: {'met' if ratio <= target else 'MISSED'}"
             print(f"  {shape:<12} vs {other:<22} {ratio:6.2f}   {verdict}")
 
 

@@ -103,7 +103,8 @@ class _Driver:
             driver.coro = None
             out = driver.deferred
             cbs = out._callbacks
-            if not out.called and not out.paused and cbs is not None and len(cbs) == 1 and type(value) is not deferred_type:
+            if (not out.called and not out.paused and cbs is not None and len(cbs) == 1
+                    and type(value) is not deferred_type):
                 fn = cbs[0][0]
                 if type(fn) is MethodType and fn.__func__ is resume:
                     # The parent's driver is all that waits: go on with it
@@ -174,7 +175,7 @@ async def _await(awaitable: Any) -> Any:
 
 
 def ensure_deferred(coro: Any) -> Deferred[Any]:
-    """Run a coroutine (or generator coroutine) and return a Deferred of its result; a Deferred is returned as is."""
+    """Run a coroutine (or generator coroutine); return a Deferred of its result. A Deferred is returned as is."""
     kind = type(coro)
     if kind is Deferred:
         return coro
@@ -190,7 +191,7 @@ def ensure_deferred(coro: Any) -> Deferred[Any]:
 
 
 def inline_callbacks(fn: Callable[..., Generator[Any, Any, T]]) -> Callable[..., Deferred[T]]:
-    """Decorate a generator function: ``x = yield d`` waits for d; the call returns a Deferred of its return value."""
+    """Decorate a generator function: ``x = yield d`` waits for d; calls return a Deferred of its return value."""
 
     @functools.wraps(fn)
     def run_inline(*args: Any, **kwargs: Any) -> Deferred[T]:

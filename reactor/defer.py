@@ -403,7 +403,8 @@ class Deferred(Generic[T]):
                             inner = result
                             if inner is current:
                                 # (No repr of fn here: nothing in this loop may raise.)
-                                result = failure_type(ValueError("a callback returned the Deferred it was added to"))
+                                result = failure_type(ValueError(
+                                    "a callback returned the Deferred it was added to"))
                             elif inner.called and not inner.paused and inner.result is not busy:
                                 result = inner.result
                                 inner.result = None
@@ -573,7 +574,7 @@ def gather(*deferreds: Any) -> Deferred[list[Any]]:
 
 
 def race(*deferreds: Any) -> Deferred[tuple[int, Any]]:
-    """A Deferred of ``(index, result)`` for the first success, the others cancelled; FailureGroup if all fail."""
+    """A Deferred of ``(index, result)`` of the first success (others cancelled); FailureGroup if all fail."""
     ds = [_as_deferred(x) for x in deferreds]
     failures: list[Any] = [None] * len(ds)
     failed = 0
@@ -682,7 +683,7 @@ class DeferredSemaphore:
             raise RuntimeError(f"{type(self).__name__}.release() called more often than acquire()")
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
-        """Acquire, run ``fn(*args, **kwargs)`` (maybe returning a Deferred or coroutine), release; its result."""
+        """Acquire, run ``fn(*args, **kwargs)`` (maybe_deferred-style), release; a Deferred of its result."""
 
         def call(_: Any) -> Deferred[Any]:
             return maybe_deferred(fn, *args, **kwargs).add_both(release)

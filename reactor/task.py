@@ -84,7 +84,7 @@ class LoopingCall:
         return d
 
     def stop(self) -> None:
-        """Stop calling; the Deferred from start() fires with self (once a pending call's Deferred is done)."""
+        """Stop calling; start()'s Deferred fires with self (after a pending call's Deferred, if any)."""
         if not self.running:
             raise RuntimeError("this LoopingCall is not running")
         self.running = False

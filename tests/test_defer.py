@@ -113,14 +113,16 @@ def test_callback_and_errback_args_and_kwargs():
     seen = []
     d.add_callback(lambda r, a, b=0: seen.append((r, a, b)) or r, 1, b=2)
     d.add_callback(lambda r, a: seen.append((r, a)) or r, "x")
-    d.add_callbacks(lambda r, *a, **k: seen.append(("cb", r, a, k)), None, callback_args=(3,), callback_kwargs={"k": 4})
+    d.add_callbacks(lambda r, *a, **k: seen.append(("cb", r, a, k)), None,
+                    callback_args=(3,), callback_kwargs={"k": 4})
     d.add_callback(lambda r: 1 / 0)
     d.add_errback(lambda f, tag, **k: seen.append((f.type, tag, k)), "eb", z=1)
     d.add_callback(lambda r: Boom())
     d.add_callbacks(None, lambda f: seen.append("skipped"))
     d.add_both(lambda r, tag: seen.append((type(r).__name__, tag)), "both")
     d.add_callbacks(lambda r: 1 / 0, lambda f: f)
-    d.add_callbacks(lambda r: None, lambda f, *a, **k: seen.append((a, k)), errback_args=(5,), errback_kwargs={"q": 6})
+    d.add_callbacks(lambda r: None, lambda f, *a, **k: seen.append((a, k)),
+                    errback_args=(5,), errback_kwargs={"q": 6})
     d.callback("r")
     assert seen == [
         ("r", 1, 2),
