@@ -212,12 +212,11 @@ class StreamReader:
                     return succeed(data)
                 return succeed(self._take(n))
             if not self._eof:
+                # (Nothing to resume: every read that empties the buffer resumes the transport.)
                 d: Deferred[bytes] = Deferred()
                 self._waiter = d
                 self._want = _TAKE_SOME
                 self._want_arg = n
-                if self._paused:
-                    self._resume()
                 return d
             return self._start(_TAKE_SOME, n)
         if n == 0:
@@ -344,12 +343,12 @@ class StreamReader:
         return data
 
     def _take_some(self, n: int) -> Any:
+        # Only called with bytes buffered or at EOF: read() itself waits
+        # when neither holds, and _wake runs only after one of them.
         if self._buffer:
             return self._take(n)
-        if self._eof:
-            self._raise_if_failed()
-            return b""
-        return _NOT_YET
+        self._raise_if_failed()
+        return b""
 
     def _take_all(self, _: Any) -> Any:
         if not self._eof:
@@ -542,19 +541,24 @@ class StreamWriter:
             # Swapped out first: a waiter's callback may write and drain again.
             self._drain_waiters = None
             for d in waiters:
-                d.callback(None)
+                # An earlier waiter's callback may have cancelled this one.
+                if not d.called:
+                    d.callback(None)
 
     def _connection_lost(self, reason: Failure) -> None:
         self._lost = reason
         self._paused = False
         drains, self._drain_waiters = self._drain_waiters, None
         closes, self._closed_waiters = self._closed_waiters, None
+        # As in _resume_writing, a callback may cancel a later waiter.
         if drains:
             for d in drains:
-                d.errback(reason)
+                if not d.called:
+                    d.errback(reason)
         if closes:
             for d in closes:
-                d.callback(None)
+                if not d.called:
+                    d.callback(None)
 
     def __repr__(self) -> str:
         state = "lost" if self._lost is not None else "paused" if self._paused else "open"
@@ -585,8 +589,7 @@ class StreamProtocol(Protocol):
         self.reader.set_transport(transport)
         writer = self.writer = StreamWriter(transport)
         on_made, self._on_made = self._on_made, None
-        if on_made is not None:
-            on_made(self.reader, writer)
+        on_made(self.reader, writer)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         """Feed the reader."""
@@ -688,13 +691,12 @@ class _ClientFactory(ClientFactory):
         self.deferred.callback((reader, writer))
 
     def client_connection_failed(self, connector: Any, reason: Failure) -> None:
-        if not self.deferred.called:
-            self.deferred.errback(reason)
+        self.deferred.errback(reason)
 
     def _cancel(self, d: Deferred[Any]) -> None:
+        # ``d`` is unfired only while connecting (connection_made fires it).
         # Stopping the attempt makes client_connection_failed fail ``d`` with CancelledError.
-        if self.connector is not None and self.connector.state == "connecting":
-            self.connector.stop_connecting()
+        self.connector.stop_connecting()
 
 
 def _check_handler(handler: Any) -> None:

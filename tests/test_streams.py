@@ -433,6 +433,14 @@ def test_flow_control_pauses_over_twice_the_limit_and_resumes_at_the_limit():
     assert transport.reading
 
 
+def test_reading_everything_buffered_resumes_a_paused_transport():
+    reader, transport = make_reader(limit=4)
+    reader.feed_data(b"123456789")
+    assert not transport.reading
+    assert success_result_of(reader.read(100)) == b"123456789"
+    assert transport.reading and transport.resumes == 1
+
+
 def test_read_to_eof_is_never_paused():
     reader, transport = make_reader(limit=4)
     reader.feed_data(b"123456789")
@@ -534,6 +542,27 @@ def test_drain_waits_between_the_marks():
     protocol.resume_writing()
     assert success_result_of(again[0]) is None
     protocol.resume_writing()  # nothing waits: nothing happens
+
+
+def test_a_drain_callback_may_cancel_a_later_waiter():
+    protocol = StreamProtocol(lambda reader, writer: None)
+    protocol.connection_made(FakeTransport())
+    writer = protocol.writer
+    for end in ("resume", "lost"):
+        protocol.pause_writing()
+        first, second = writer.drain(), writer.drain()
+        first.add_both(lambda result: second.cancel() or result)
+        if end == "resume":
+            protocol.resume_writing()
+            assert success_result_of(first) is None
+        else:
+            closed_first, closed_second = writer.wait_closed(), writer.wait_closed()
+            closed_first.add_callback(lambda _: closed_second.cancel())
+            protocol.connection_lost(Failure(ConnectionLost("gone")))
+            failure_result_of(first, ConnectionLost)
+            assert success_result_of(closed_first) is None
+            failure_result_of(closed_second, CancelledError)
+        failure_result_of(second, CancelledError)
 
 
 def test_drain_fails_when_the_connection_is_lost():
