@@ -140,10 +140,29 @@ class _Driver:
         # None: the coroutine took the result (and any error) over.
 
     def _cancel(self, out: Deferred[Any]) -> Any:
-        waiting = self.waiting
-        if waiting is None:
+        if self.waiting is None:
             return None
-        waiting.cancel()
+        # Cancel the Deferred at the bottom of the nest: below a coroutine
+        # waiting on a coroutine waiting on ... A loop, not a cancel() per
+        # level, which would recurse; the levels in between would only pass
+        # the cancel down anyway, and the CancelledError climbs back up through
+        # them as an ordinary result.
+        bottom = self.waiting
+        while True:
+            if bottom.called:
+                inner = bottom.result
+                if type(inner) is not Deferred:
+                    break
+                bottom = inner
+                continue
+            canceller = bottom._canceller
+            if type(canceller) is not MethodType or canceller.__func__ is not _Driver._cancel:
+                break
+            below = canceller.__self__.waiting
+            if below is None:
+                break
+            bottom = below
+        bottom.cancel()
         if out.called:
             return None
         # The coroutine caught the CancelledError (or the Deferred it waits

@@ -223,14 +223,15 @@ def test_resumed_generator_adds_no_frames_per_fired_step():
     @inline_callbacks
     def work():
         yield waiting
-        for i in range(500):
+        for i in range(1, 1001):
             yield succeed(i)
-            depths.append(len(inspect.stack(0)))
+            if i in (1, 1000):
+                depths.append(len(inspect.stack(0)))
 
     d = work()
     waiting.callback(None)
     success_result_of(d)
-    assert len(set(depths)) == 1
+    assert len(depths) == 2 and depths[0] == depths[1]
 
 
 def test_generator_object_given_to_ensure_deferred():
@@ -699,3 +700,80 @@ def test_child_deferred_with_one_foreign_callback_fires_normally():
     c.add_callback(seen.append)
     bottom.callback(3)
     assert seen == [3]
+
+
+def test_cancel_goes_down_through_nested_coroutines():
+    cancelled = []
+    bottom = Deferred(cancelled.append)
+    seen = []
+
+    @inline_callbacks
+    def child():
+        try:
+            yield bottom
+        except CancelledError:
+            seen.append("child")
+            raise
+
+    async def parent():
+        try:
+            await child()
+        except CancelledError:
+            seen.append("parent")
+            return "parent cleaned up"
+
+    d = ensure_deferred(parent())
+    d.cancel()
+    assert cancelled == [bottom]
+    assert seen == ["child", "parent"]
+    assert success_result_of(d) == "parent cleaned up"
+
+
+def test_cancel_of_a_deep_nest_reaches_the_bottom():
+    bottom = Deferred()
+
+    @inline_callbacks
+    def level(child):
+        return (yield child)
+
+    d = bottom
+    for _ in range(10_000):
+        d = level(d)
+    d.cancel()
+    failure_result_of(d, CancelledError)
+    assert bottom.called
+
+
+def test_cancel_reaches_the_inner_deferred_of_an_awaited_chain():
+    cancelled = []
+    inner = Deferred(cancelled.append)
+    outer = Deferred()
+    outer.add_callback(lambda r: inner)
+    outer.callback(None)  # outer now waits on inner
+
+    async def work():
+        return await outer
+
+    d = ensure_deferred(work())
+    d.cancel()
+    assert cancelled == [inner]
+    failure_result_of(d, CancelledError)
+
+
+def test_cancel_of_a_parent_from_inside_its_running_child():
+    box = {}
+    gate = Deferred()
+
+    @inline_callbacks
+    def child():
+        yield gate
+        box["parent"].cancel()  # the child runs: nothing below it to cancel
+        return "child result, dropped"
+
+    @inline_callbacks
+    def parent():
+        return (yield child())
+
+    box["parent"] = parent()
+    gate.callback(None)
+    failure_result_of(box["parent"], CancelledError)
