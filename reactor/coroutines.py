@@ -158,7 +158,7 @@ class _Driver:
             canceller = bottom._canceller
             if type(canceller) is not MethodType or canceller.__func__ is not _Driver._cancel:
                 break
-            below = canceller.__self__.waiting
+            below = cast(_Driver, canceller.__self__).waiting
             if below is None:
                 break
             bottom = below
