@@ -78,8 +78,10 @@ Handlers
 may be an ``async def``, an ``inline_callbacks`` generator function, or a
 plain function returning a Deferred or None. An exception, or a failed
 Deferred, is logged to the ``"reactor"`` logger and the connection is
-aborted. A handler that returns normally leaves the connection as it is:
-closing it is the handler's job (``writer.close()``), as in asyncio.
+aborted. A handler cancelled from outside (its Deferred, say by a server
+shutting down) is not an error: the connection is closed, flushing what
+was written. A handler that returns normally leaves the connection as it
+is: closing it is the handler's job (``writer.close()``), as in asyncio.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ from typing import Any, Callable, Iterable
 
 from reactor.coroutines import ensure_deferred
 from reactor.defer import Deferred, Failure, fail, succeed
-from reactor.errors import ConnectionDone, IncompleteReadError, LimitOverrunError
+from reactor.errors import CancelledError, ConnectionDone, IncompleteReadError, LimitOverrunError
 
 from .base import ClientFactory, Factory, Protocol
 
@@ -630,6 +632,12 @@ def _handler_name(handler: Any) -> str:
 
 
 def _handler_failed(failure: Failure, handler: Any, writer: StreamWriter) -> None:
+    if failure.check(CancelledError):
+        # Whoever cancelled it (a server shutting down) meant it: no error,
+        # and what the handler wrote is still sent.
+        log.debug("Stream handler %s cancelled; closing the connection", _handler_name(handler))
+        writer.close()
+        return
     log.error(
         "Unhandled error in stream handler %s; aborting the connection",
         _handler_name(handler), exc_info=(failure.type, failure.value, failure.tb),

@@ -770,6 +770,31 @@ async def test_handler_error_is_logged_and_the_connection_aborted(reactor, ends,
     await listener.close()
 
 
+async def test_cancelled_handler_closes_the_connection_quietly(reactor, ends):
+    server_writers = []
+    running = []
+
+    def handler(reader, writer):
+        server_writers.append(writer)
+
+        async def serve():
+            writer.write(b"welcome\n")
+            await reader.readline()
+
+        running.append(ensure_deferred(serve()))
+        return running[-1]
+
+    listener = serve(reactor, ends, handler)
+    reader, writer = await connect(reactor, ends, listener)
+    assert await reader.readline() == b"welcome\n"
+    running[0].cancel()  # the way a server shutting down stops its handlers
+    assert await reader.read() == b""
+    await all_closed(server_writers)
+    writer.close()
+    await writer.wait_closed()
+    await listener.close()
+
+
 # -- over sockets: reading ------------------------------------------------------
 
 
