@@ -30,7 +30,10 @@ from ``recv()`` is handed over as it is, never copied into the buffer.
 
 Only one read may wait at a time (a second one raises RuntimeError, as in
 asyncio). Cancelling the waiting Deferred only forgets the waiter: the
-buffered bytes stay for the next read.
+buffered bytes stay for the next read. Misuse (a second waiting read, a bad
+argument) raises at the call; what the connection does (EOF before a frame
+is complete, an over-long line, a reset) comes as a failed Deferred, which
+``await`` and ``yield`` raise at the same place.
 
 ``readuntil`` remembers how far it has searched (``_searched``), so a long
 line arriving a byte at a time costs linear time, not quadratic.
@@ -74,14 +77,18 @@ closing does not raise them a second time.
 Handlers
 --------
 
-``start_server`` calls ``handler(reader, writer)`` for each connection. It
-may be an ``async def``, an ``inline_callbacks`` generator function, or a
-plain function returning a Deferred or None. An exception, or a failed
-Deferred, is logged to the ``"reactor"`` logger and the connection is
-aborted. A handler cancelled from outside (its Deferred, say by a server
-shutting down) is not an error: the connection is closed, flushing what
-was written. A handler that returns normally leaves the connection as it
-is: closing it is the handler's job (``writer.close()``), as in asyncio.
+``start_server`` (and ``start_unix_server``) calls ``handler(reader, writer)``
+for each connection; ``open_connection`` (and ``open_unix_connection``)
+gives a client its pair; ``StreamProtocol(on_made, limit)`` is the protocol
+both use, for factories of one's own. A handler may be an ``async def``, an
+``inline_callbacks`` generator function, or a plain function returning a
+Deferred or None. An exception, or a failed Deferred, is logged to the
+``"reactor"`` logger and the connection is aborted; that includes a reset
+the handler did not catch, as in asyncio. A handler cancelled from outside
+(its Deferred, say by a server shutting down) is not an error: the
+connection is closed, flushing what was written. A handler that returns
+normally leaves the connection as it is: closing it is the handler's job
+(``writer.close()``), as in asyncio.
 """
 
 from __future__ import annotations
