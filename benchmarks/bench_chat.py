@@ -27,9 +27,11 @@ to CPU 1, and then:
    limit. On a machine busy with other work, lines/s follows the CPU share
    the server got; CPU time per line is the figure that compares styles.
 
-The whole session (start, connect, measure) is repeated ``--rounds`` times
-per style, in a rotating order, and medians are reported (``--big-rounds``
-for the big run). Lines are 32 bytes. Numbers vary with the machine and its load; the
+After each window the client stops answering and waits (30 s at most)
+until every line still in flight has arrived; any that do not are
+reported as an error. The whole session (start, connect, measure) is
+repeated ``--rounds`` times per style (``--big-rounds`` for the big run),
+in a rotating order; medians are reported, with the range of lines/s. Lines are 32 bytes. Numbers vary with the machine and its load; the
 comparison between styles run back to back is the point.
 """
 
@@ -237,6 +239,9 @@ def run_style(style: str, conns: int, loads: list[int], args: argparse.Namespace
                 fields = dict(kv.split("=") for kv in _expect(client, "result", 90).split()[1:])
                 lines = int(fields["lines"])
                 result[f"load{load}"] = (lines / args.seconds, cpu / max(lines, 1) * 1e6, float(fields["client_cpu"]) / args.seconds)
+                if int(fields["lost"]):
+                    # Lines still in flight 30 s after the window: lost, or a server stuck.
+                    result["error"] = f"{fields['lost']} lines undelivered 30 s after the window ({load} connections)"
             client.stdin.write("quit\n")
             client.stdin.flush()
             client.wait(60)
@@ -262,6 +267,8 @@ def _median_session(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = statistics.median(r[key] for r in good)
     for key in [k for k in good[0] if k.startswith("load")]:
         out[key] = tuple(statistics.median(r[key][i] for r in good) for i in range(3))
+        rates = [r[key][0] for r in good]
+        out["range" + key] = (min(rates), max(rates))
     if len(good) < len(runs):
         out["error"] = f"{len(runs) - len(good)} of {len(runs)} sessions failed: " + next(r["error"] for r in runs if "error" in r)
     return out
@@ -276,24 +283,27 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nChat relay, 32-byte lines, {args.depth} lines in flight per pair, {args.seconds:g} s windows; "
           f"medians of {args.rounds} sessions ({args.big_rounds} for {args.big} connections); "
           f"server on CPU 0, load client on CPU 1; Python {sys.version.split()[0]}\n")
-    print("| style | conns | RSS / conn | VSZ / conn | server threads | server RSS | load conns | lines/s | server CPU us/line | server CPU | client CPU |")
+    print("| style | conns | RSS / conn | VSZ / conn | server threads | server RSS | load conns | lines/s (range) | server CPU us/line | server CPU | client CPU |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "error" in r and "rss_per_conn" not in r:
             print(f"| {r['style']} | {r['conns']} | failed: {r['error']} | | | | | | | | |")
             continue
         loads = sorted(int(k[4:]) for k in r if k.startswith("load"))
+        ranges = {load: r.get(f"rangeload{load}") for load in loads}
         rows = loads or [None]
         for i, load in enumerate(rows):
             head = (f"| {r['style']} | {r['conns']} | {_fmt_bytes(r['rss_per_conn'])} | {_fmt_bytes(r['vsz_per_conn'])} | "
-                    f"{r['threads']} | {r['rss_total'] / 2**20:.0f} MiB |") if i == 0 else "| | | | | | |"
+                    f"{r['threads']:.0f} | {r['rss_total'] / 2**20:.0f} MiB |") if i == 0 else "| | | | | | |"
             if load is None:
                 print(head + " | | | | |")
             else:
                 rate, cpu, client_cpu = r[f"load{load}"]
                 # The server's share of a CPU over the window: far below 100%
                 # means it waited (for the client, or for a CPU busy with others).
-                print(head + f" {load} | {rate:,.0f} | {cpu:.1f} | {rate * cpu / 1e6:.0%} | {client_cpu:.0%} |")
+                low, high = ranges[load] or (rate, rate)
+                spread = f" ({low / 1000:,.0f}k-{high / 1000:,.0f}k)" if r.get("sessions", 1) > 1 else ""
+                print(head + f" {load} | {rate:,.0f}{spread} | {cpu:.1f} | {rate * cpu / 1e6:.0%} | {client_cpu:.0%} |")
         if "error" in r:
             print(f"| {r['style']} | {r['conns']} | error: {r['error']} | | | | | | | | |")
 
@@ -310,7 +320,7 @@ def main() -> int:
     parser.add_argument("--big-styles", default=",".join(STYLES), help="styles for the big run")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per throughput run")
     parser.add_argument("--rounds", type=int, default=3, help="sessions per style (medians reported)")
-    parser.add_argument("--big-rounds", type=int, default=1, help="sessions per style for the big run")
+    parser.add_argument("--big-rounds", type=int, default=3, help="sessions per style for the big run")
     parser.add_argument("--depth", type=int, default=8, help="lines in flight per pair")
     args = parser.parse_args()
     loads = [int(x) for x in args.load.split(",") if x]
