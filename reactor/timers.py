@@ -1,15 +1,17 @@
 """DelayedCall and the timer heap.
 
-The heap holds entries ``[when, seq, call]``. ``seq`` comes from one
+The heap holds tuples ``(when, seq, call)``. ``seq`` comes from one
 ``itertools.count()`` per queue, so calls due at the same time run in the
 order they were scheduled (neither asyncio nor Twisted promise that).
+Tuples, not lists: heapq compares tuples about three times faster, which is
+most of the cost of running a million timers.
 
-Nothing is ever searched for in the heap. Cancelling a call empties its
-entry (``entry[2] = None``) and leaves it where it is; ``reset`` and
-``delay`` empty the old entry and push a fresh one. Dead entries are dropped
-when they reach the top, and the whole heap is compacted once more than
-half of it is dead, so a million cancelled timers cost O(log n) each and
-never pile up.
+Nothing is ever searched for in the heap. A call points at its live entry
+(``call._entry``); an entry whose call points elsewhere is dead. Cancelling
+a call just clears that pointer; ``reset`` and ``delay`` push a fresh entry
+and point the call at it. Dead entries are dropped when they reach the top,
+and the whole heap is compacted once more than half of it is dead, so a
+million cancelled timers cost O(log n) each and never pile up.
 
 A call waiting in a plain list rather than the heap (the owner's ready
 queue, or the batch of due timers being run) has ``_entry is QUEUED``; the
@@ -41,7 +43,7 @@ class DelayedCall:
         self.kwargs = kwargs
         self.called = False
         self.cancelled = False
-        self._entry: list | None = None
+        self._entry: tuple | list | None = None
         self._queue = queue
 
     def active(self) -> bool:
@@ -81,9 +83,10 @@ class DelayedCall:
 
     def _move(self, when: float) -> None:
         entry = self._entry
+        self._queue._push(when, self)
+        # Counted dead only now that the call points at its new entry.
         if entry is not None and entry is not QUEUED:
             self._queue._kill(entry)
-        self._queue._push(when, self)
 
     def __repr__(self) -> str:
         func = getattr(self.func, "__qualname__", None) or repr(self.func)
@@ -97,7 +100,7 @@ class TimerQueue:
     __slots__ = ("heap", "now", "_seq", "_dead")
 
     def __init__(self, now: Callable[[], float]) -> None:
-        self.heap: list[list] = []
+        self.heap: list[tuple] = []
         self.now = now
         self._seq = itertools.count()
         self._dead = 0
@@ -105,29 +108,29 @@ class TimerQueue:
     def call_at(self, when: float, func: Callable[..., Any], args: tuple, kwargs: dict) -> DelayedCall:
         """Schedule ``func(*args, **kwargs)`` at time ``when``."""
         call = DelayedCall(self, when, func, args, kwargs)
-        self._push(when, call)
+        call._entry = entry = (when, next(self._seq), call)
+        heapq.heappush(self.heap, entry)
         return call
 
     def _push(self, when: float, call: DelayedCall) -> None:
-        entry = [when, next(self._seq), call]
         call.time = when
-        call._entry = entry
+        call._entry = entry = (when, next(self._seq), call)
         heapq.heappush(self.heap, entry)
 
-    def _kill(self, entry: list) -> None:
-        entry[2] = None
+    def _kill(self, entry: tuple) -> None:
+        """Count ``entry`` as dead (its call no longer points at it)."""
         self._dead += 1
         heap = self.heap
         if self._dead > _MIN_COMPACT and self._dead * 2 > len(heap):
             # In place, so that anyone holding ``self.heap`` sees the result.
-            heap[:] = [e for e in heap if e[2] is not None]
+            heap[:] = [e for e in heap if e[2]._entry is e]
             heapq.heapify(heap)
             self._dead = 0
 
     def next_time(self) -> float | None:
         """When the earliest live call is due, or None if there is none."""
         heap = self.heap
-        while heap and heap[0][2] is None:
+        while heap and heap[0][2]._entry is not heap[0]:
             heapq.heappop(heap)
             self._dead -= 1
         return heap[0][0] if heap else None
@@ -140,7 +143,7 @@ class TimerQueue:
         while heap and heap[0][0] <= now:
             entry = pop(heap)
             call = entry[2]
-            if call is None:
+            if call._entry is not entry:
                 self._dead -= 1
                 continue
             call._entry = QUEUED
@@ -149,7 +152,7 @@ class TimerQueue:
 
     def pending(self) -> list[DelayedCall]:
         """The live calls, earliest first."""
-        return [e[2] for e in sorted(self.heap) if e[2] is not None]
+        return [e[2] for e in sorted(self.heap) if e[2]._entry is e]
 
     def __len__(self) -> int:
         return len(self.heap) - self._dead
