@@ -98,6 +98,8 @@ class Reactor:
         else:
             self._mux = make_multiplexer(multiplexer)
         self.multiplexer = self._mux.name
+        # Bound once: the poll call is on every pass.
+        self._poll = self._mux.poll
         # A multiplexer on a loop it does not own (reactor.aio) must hear of
         # work scheduled between passes, or that loop would not wake for it.
         self._work_added: Callable[[float], None] | None = getattr(self._mux, "work_added", None)
@@ -273,9 +275,12 @@ class Reactor:
         ready = self._ready
         timers = self._timers
         # 1. Sleep no longer than the next timer, and not at all if work is ready.
+        heap = timers.heap
         ntodo = len(ready)
         if ntodo or self._stopping:
             timeout: float | None = 0.0
+        elif not heap:
+            timeout = max_timeout
         else:
             when = timers.next_time()
             if when is None:
@@ -286,10 +291,11 @@ class Reactor:
                     timeout = 0.0
                 elif max_timeout is not None and max_timeout < timeout:
                     timeout = max_timeout
-        events = self._mux.poll(timeout)
+        events = self._poll(timeout)
+        # Timers due now, not ones scheduled during this pass, run in step 3.
         now = time.monotonic()
         if self.debug:
-            self._dispatch_debug(events, timers.pop_due(now) if timers.heap and timers.heap[0][0] <= now else (), ntodo)
+            self._dispatch_debug(events, timers.pop_due(now) if heap and heap[0][0] <= now else (), ntodo)
             return
         # 2. Dispatch I/O: on_read/on_write directly, under one guard each.
         if events:
@@ -314,7 +320,6 @@ class Reactor:
                         except Exception:
                             self._descriptor_failed(descriptor)
         # 3. Run timers due at the start of the pass, earliest first, FIFO on ties.
-        heap = timers.heap
         if heap and heap[0][0] <= now:
             for call in timers.pop_due(now):
                 # A timer earlier in this batch may have cancelled or moved it.

@@ -213,6 +213,12 @@ if hasattr(select, "epoll"):
             """The epoll fd."""
             return self._poller.fileno()
 
+        def __init__(self) -> None:
+            super().__init__()
+            # epoll takes float seconds (rounded up) or None as they are, so
+            # the reactor may call the OS object's poll with no wrapper.
+            self.poll = self._poller.poll  # type: ignore[method-assign]
+
 
 def available() -> list[str]:
     """The multiplexer names this platform has, best first."""
