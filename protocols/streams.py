@@ -44,10 +44,12 @@ Limits and flow control
 ``limit`` (64 KiB by default) bounds a line or frame: ``readline()`` and
 ``readuntil()`` fail with ``LimitOverrunError`` as soon as more than
 ``limit`` bytes precede the separator. ``readuntil()`` leaves the bytes in
-the buffer (``consumed`` says how many to skip); ``readline()`` drops them
-(through the newline if it came) as asyncio does, so the rest of a line
-whose end has not arrived yet is read as the next line. Most servers close
-the connection on that error.
+the buffer (``consumed`` says how many were examined, as in asyncio), for
+the caller to deal with. ``readline()`` drops the whole line through its
+newline, also the part still to come (``_discarding``), so what readline
+returns does not depend on how the bytes were chunked; asyncio drops only
+what was buffered, and reads the rest of the line as the next line. Most
+servers close the connection on that error anyway.
 
 The reader pauses its transport (``pause_reading``) when more than
 ``2 * limit`` bytes are buffered and nobody waits for them, and resumes it
@@ -128,7 +130,7 @@ class StreamReader:
 
     __slots__ = (
         "_buffer", "_limit", "_eof", "_exception", "_waiter", "_want", "_want_arg",
-        "_searched", "_transport", "_paused",
+        "_searched", "_transport", "_paused", "_discarding",
     )
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
@@ -147,6 +149,8 @@ class StreamReader:
         self._searched = 0
         self._transport: Any = None
         self._paused = False
+        # True while the rest of an over-long line is being dropped.
+        self._discarding = False
 
     @property
     def limit(self) -> int:
@@ -161,6 +165,8 @@ class StreamReader:
 
     def feed_data(self, data: bytes) -> None:
         """Add bytes that arrived; a pending read that they complete fires now."""
+        if self._discarding:
+            data = self._skip_line_rest(data)
         waiter = self._waiter
         buf = self._buffer
         if waiter is not None:
@@ -181,9 +187,18 @@ class StreamReader:
             self._paused = True
             self._transport.pause_reading()
 
+    def _skip_line_rest(self, data: bytes) -> bytes:
+        """Drop ``data`` up to the end of the over-long line; return what follows it."""
+        index = data.find(b"\n")
+        if index < 0:
+            return b""
+        self._discarding = False
+        return data[index + 1:]
+
     def feed_eof(self) -> None:
         """No more bytes will come: a pending read and later ones see EOF."""
         self._eof = True
+        self._discarding = False
         if self._waiter is not None:
             self._wake()
 
@@ -261,8 +276,9 @@ class StreamReader:
     def readline(self) -> Deferred[bytes]:
         """The next line, ending in b"\\n"; at EOF the unfinished line, then b"".
 
-        A line longer than ``limit`` fails with LimitOverrunError and its
-        buffered bytes are dropped.
+        A line longer than ``limit`` fails with LimitOverrunError (as soon
+        as it is known to be too long) and the whole line is dropped,
+        through its newline, however its bytes arrive.
         """
         if self._waiter is not None:
             self._check_idle()
@@ -411,6 +427,8 @@ class StreamReader:
         size = len(buf)
         if size > limit:
             self._take(size)
+            # Its end is still to come: drop that too when it arrives.
+            self._discarding = not self._eof
             raise LimitOverrunError(
                 f"no end of line in {size} bytes, over the stream's limit of {limit}; dropped", size
             )

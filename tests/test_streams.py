@@ -11,6 +11,8 @@ import socket
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.streams import (
     DEFAULT_LIMIT,
@@ -270,6 +272,57 @@ def test_readuntil_at_every_chunk_size():
         assert exc.partial == b"gamma\r" and exc.expected is None
 
 
+READ_OPS = st.lists(
+    st.one_of(
+        st.just(("line",)),
+        st.tuples(st.just("until"), st.sampled_from([b";", b"ab", b"\n;"])),
+        st.tuples(st.just("exactly"), st.integers(0, 12)),
+    ),
+    max_size=12,
+)
+
+
+async def run_reads(reader, ops):
+    outcomes = []
+    for op in ops:
+        try:
+            if op[0] == "line":
+                got = await reader.readline()
+            elif op[0] == "until":
+                got = await reader.readuntil(op[1])
+            else:
+                got = await reader.readexactly(op[1])
+            outcomes.append(("ok", got))
+        except IncompleteReadError as exc:
+            outcomes.append(("incomplete", exc.partial, exc.expected))
+        except LimitOverrunError:
+            outcomes.append(("overrun",))
+    outcomes.append(("rest", await reader.read()))
+    return outcomes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(st.sampled_from([b"a", b"b", b"\n", b";", b"xyz"]), max_size=40).map(b"".join),
+    cuts=st.lists(st.integers(0, 120), max_size=12),
+    ops=READ_OPS,
+)
+def test_what_reads_return_does_not_depend_on_chunking(data, cuts, ops):
+    # read(n) is left out: "up to n bytes" depends on the chunks by definition.
+    whole = StreamReader(limit=8)
+    whole.feed_data(data)
+    whole.feed_eof()
+    expected = success_result_of(ensure_deferred(run_reads(whole, ops)))
+    split = StreamReader(limit=8)
+    d = ensure_deferred(run_reads(split, ops))
+    start = 0
+    for cut in sorted({c for c in cuts if c < len(data)}) + [len(data)]:
+        split.feed_data(data[start:cut])
+        start = cut
+    split.feed_eof()
+    assert success_result_of(d) == expected
+
+
 def test_readuntil_remembers_how_far_it_searched():
     reader, _ = make_reader(limit=10**6)
     d = reader.readuntil(b"END")
@@ -313,10 +366,19 @@ def test_waiting_readline_fails_once_the_line_outgrows_the_limit():
     reader.feed_data(b"6789")
     err = failure_result_of(d, LimitOverrunError).value
     assert "no end of line in 9 bytes" in str(err) and err.consumed == 9
-    # What was buffered of the line is gone; the rest of it reads as the next line.
-    reader.feed_data(b"abc\nok\n")
-    assert success_result_of(reader.readline()) == b"abc\n"
-    assert success_result_of(reader.readline()) == b"ok\n"
+    # The whole line is dropped, also the part that arrives later.
+    d = reader.readline()
+    reader.feed_data(b"abc")
+    reader.feed_data(b"def\nok")
+    assert not d.called
+    reader.feed_data(b"\n")
+    assert success_result_of(d) == b"ok\n"
+    # An over-long last line is dropped up to EOF.
+    reader.feed_data(b"0123456789")
+    failure_result_of(reader.readline(), LimitOverrunError)
+    reader.feed_data(b"more")
+    reader.feed_eof()
+    assert success_result_of(reader.readline()) == b""
 
 
 def test_readuntil_over_the_limit_leaves_the_bytes_buffered():
