@@ -173,7 +173,10 @@ class StreamReader:
             if waiter.called:
                 # Cancelled while waiting (see _start): forget it.
                 waiter = self._waiter = None
-            elif not buf and self._want is _TAKE_SOME and type(data) is bytes and 0 < len(data) <= self._want_arg:
+            elif (
+                not buf and self._want is _TAKE_SOME
+                and type(data) is bytes and 0 < len(data) <= self._want_arg
+            ):
                 # The echo-server case: hand the received bytes over uncopied.
                 self._waiter = None
                 waiter.callback(data)
@@ -183,9 +186,12 @@ class StreamReader:
         buf += data
         if waiter is not None:
             self._wake()
-        if len(buf) > 2 * self._limit and self._waiter is None and not self._paused and self._transport is not None:
-            self._paused = True
-            self._transport.pause_reading()
+        # Nobody wants these bytes yet: past twice the limit, stop reading.
+        if len(buf) > 2 * self._limit and self._waiter is None and not self._paused:
+            transport = self._transport
+            if transport is not None:
+                self._paused = True
+                transport.pause_reading()
 
     def _skip_line_rest(self, data: bytes) -> bytes:
         """Drop ``data`` up to the end of the over-long line; return what follows it."""
@@ -220,7 +226,7 @@ class StreamReader:
     # -- reads --------------------------------------------------------------
 
     def read(self, n: int = -1) -> Deferred[bytes]:
-        """Up to ``n`` bytes (at once if any are buffered; b"" at EOF); with ``n < 0``, everything until EOF."""
+        """Up to ``n`` bytes (at once if any are buffered; b"" at EOF); with ``n < 0``, all until EOF."""
         if self._waiter is not None:
             self._check_idle()
         if n > 0:
@@ -423,7 +429,9 @@ class StreamReader:
             if index <= limit:
                 return self._take(index + 1)
             self._take(index + 1)
-            raise LimitOverrunError(f"line of {index + 1} bytes is over the stream's limit of {limit}; dropped", index)
+            raise LimitOverrunError(
+                f"line of {index + 1} bytes is over the stream's limit of {limit}; dropped", index
+            )
         size = len(buf)
         if size > limit:
             self._take(size)
@@ -456,7 +464,7 @@ _TAKE_ALL = StreamReader._take_all
 _TAKE_EXACTLY = StreamReader._take_exactly
 _TAKE_UNTIL = StreamReader._take_until
 _TAKE_LINE = StreamReader._take_line
-_WANT_NAMES = {
+_WANT_NAMES: dict[Any, str] = {
     _TAKE_SOME: "read(n)", _TAKE_ALL: "read()", _TAKE_EXACTLY: "readexactly",
     _TAKE_UNTIL: "readuntil", _TAKE_LINE: "readline",
 }
@@ -601,7 +609,9 @@ class StreamProtocol(Protocol):
     # Slots for Protocol's attributes too, so no instance __dict__ is made.
     __slots__ = ("reader", "writer", "transport", "connected", "factory", "_on_made")
 
-    def __init__(self, on_made: Callable[[StreamReader, StreamWriter], Any], limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self, on_made: Callable[[StreamReader, StreamWriter], Any], limit: int = DEFAULT_LIMIT
+    ) -> None:
         self.reader = StreamReader(limit)
         self.writer: StreamWriter | None = None
         self.transport: Any = None
@@ -767,7 +777,7 @@ def start_server(
     reactor: Any, handler: Callable[[StreamReader, StreamWriter], Any], port: int, *,
     interface: str = "", limit: int = DEFAULT_LIMIT, backlog: int = 1024, reuse_port: bool = False,
 ) -> Deferred[Any]:
-    """Listen on TCP ``interface:port``, calling ``handler(reader, writer)`` per connection; a Deferred of the Listener."""
+    """Serve ``handler(reader, writer)`` on TCP ``interface:port``; a Deferred of the Listener."""
     _check_handler(handler)
     if limit <= 0:
         raise ValueError(f"limit must be positive, not {limit!r}")
@@ -784,7 +794,7 @@ def start_unix_server(
     reactor: Any, handler: Callable[[StreamReader, StreamWriter], Any], path: str, *,
     limit: int = DEFAULT_LIMIT, backlog: int = 1024,
 ) -> Deferred[Any]:
-    """Listen on the UNIX socket ``path``, calling ``handler(reader, writer)`` per connection; a Deferred of the Listener."""
+    """Serve ``handler(reader, writer)`` on the UNIX socket ``path``; a Deferred of the Listener."""
     _check_handler(handler)
     if limit <= 0:
         raise ValueError(f"limit must be positive, not {limit!r}")

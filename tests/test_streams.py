@@ -806,7 +806,9 @@ def _failing_handlers(server_writers):
         server_writers.append(writer)
         return fail(ValueError("handler broke"))
 
-    return {"async_def": async_def, "generator": generator, "raises": raises, "failed_deferred": failed_deferred}
+    return {
+        "async_def": async_def, "generator": generator, "raises": raises, "failed_deferred": failed_deferred,
+    }
 
 
 @pytest.mark.parametrize("style", ["async_def", "generator", "raises", "failed_deferred"])
