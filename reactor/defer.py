@@ -457,10 +457,13 @@ class Deferred(Generic[T]):
     # -- coroutines -----------------------------------------------------------
 
     def __await__(self) -> Generator[Any, Any, T]:
-        """Wait for the result inside a coroutine run by ensure_deferred (or inline_callbacks)."""
+        """Wait for the result inside a coroutine run by ensure_deferred (or inline_callbacks).
+
+        Like ``yield d`` (and Twisted), this takes the result over: the
+        Deferred is left holding None, and an error it held counts as handled.
+        """
         # Fast path: a Deferred with a result hands it over without yielding
-        # to the driver at all. Like ``yield d`` in inline_callbacks, waiting
-        # consumes the result: the Deferred is left holding None.
+        # to the driver at all.
         if self.called and not self.paused:
             result = self.result
             if result is not _BUSY:
