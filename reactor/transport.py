@@ -155,8 +155,6 @@ class Connection:
         if self._buffer or self._closing or self._eof_wanted:
             self._write_later(data)
             return
-        if not data:
-            return
         try:
             sent = self.socket.send(data)
         except _HANDLED_WRITE_ERRORS:
