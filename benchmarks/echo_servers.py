@@ -45,11 +45,14 @@ def serve_pyreactor_streams() -> None:
     from reactor import Reactor
 
     async def handler(reader, writer) -> None:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            writer.write(data)
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+        except ConnectionError:
+            pass  # The load generator resets its connections when it is done.
         writer.close()
 
     reactor = Reactor()
@@ -86,11 +89,14 @@ def _serve_asyncio(use_uvloop: bool, streams: bool, stock: bool = False) -> None
             self.transport.write(data)
 
     async def handler(reader, writer) -> None:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            writer.write(data)
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+        except ConnectionError:
+            pass  # The load generator resets its connections when it is done.
         writer.close()
 
     if streams:
