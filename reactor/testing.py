@@ -14,9 +14,46 @@ import os
 from typing import Any, Callable, Iterable
 
 from .address import Address
-from .defer import Failure
+from .defer import Deferred, Failure
 from .errors import ConnectionAborted, ConnectionDone, ConnectionLost
 from .timers import QUEUED, DelayedCall, TimerQueue
+
+
+def success_result_of(d: Deferred) -> Any:
+    """The result ``d`` already has (taken off it); AssertionError if it has none or failed."""
+    box: list[Any] = []
+    d.add_both(box.append)
+    if not box:
+        raise AssertionError(f"{d!r} has no result")
+    if isinstance(box[0], Failure):
+        raise AssertionError(f"{d!r} failed:\n{box[0].get_traceback()}")
+    return box[0]
+
+
+def failure_result_of(d: Deferred, *types: type[BaseException]) -> Failure:
+    """The Failure ``d`` already has (taken off it), checked against ``types`` if given."""
+    box: list[Any] = []
+    d.add_both(box.append)
+    if not box:
+        raise AssertionError(f"{d!r} has no result")
+    if not isinstance(box[0], Failure):
+        raise AssertionError(f"{d!r} succeeded with {box[0]!r}")
+    if types and not box[0].check(*types):
+        raise AssertionError(f"expected a failure of {types}, got {box[0]!r}")
+    return box[0]
+
+
+def assert_no_result(d: Deferred) -> None:
+    """Raise AssertionError if ``d`` already has a result (which it keeps)."""
+    box: list[Any] = []
+
+    def peek(result: Any) -> Any:
+        box.append(result)
+        return result
+
+    d.add_both(peek)
+    if box:
+        raise AssertionError(f"{d!r} has a result: {box[0]!r}")
 
 
 class Clock:

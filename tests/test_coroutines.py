@@ -12,25 +12,7 @@ import pytest
 from reactor.coroutines import ensure_deferred, inline_callbacks
 from reactor.defer import Deferred, Failure, fail, succeed
 from reactor.errors import CancelledError
-
-
-def success_result_of(d):
-    box = []
-    d.add_both(box.append)
-    assert box, f"{d!r} has no result"
-    if isinstance(box[0], Failure):
-        pytest.fail(f"{d!r} failed: {box[0].get_traceback()}")
-    return box[0]
-
-
-def failure_result_of(d, *types_):
-    box = []
-    d.add_both(box.append)
-    assert box, f"{d!r} has no result"
-    assert isinstance(box[0], Failure), f"{d!r} succeeded with {box[0]!r}"
-    if types_:
-        assert box[0].check(*types_), f"expected {types_}, got {box[0]!r}"
-    return box[0]
+from reactor.testing import failure_result_of, success_result_of
 
 
 class Boom(Exception):

@@ -29,42 +29,10 @@ from reactor.errors import (
     FirstError,
     NoCurrentExceptionError,
 )
-from reactor.testing import Clock
+from reactor.testing import Clock, assert_no_result, failure_result_of, success_result_of
 
 
 # -- helpers ---------------------------------------------------------------
-
-def success_result_of(d):
-    """The result d already has (taken off it); fails the test if it has none or failed."""
-    box = []
-    d.add_both(box.append)
-    assert box, f"{d!r} has no result"
-    if isinstance(box[0], Failure):
-        pytest.fail(f"{d!r} failed: {box[0].get_traceback()}")
-    return box[0]
-
-
-def failure_result_of(d, *types):
-    """The Failure d already has (taken off it), checked against ``types``."""
-    box = []
-    d.add_both(box.append)
-    assert box, f"{d!r} has no result"
-    assert isinstance(box[0], Failure), f"{d!r} succeeded with {box[0]!r}"
-    if types:
-        assert box[0].check(*types), f"expected {types}, got {box[0]!r}"
-    return box[0]
-
-
-def assert_no_result(d):
-    """d has no result yet."""
-    box = []
-
-    def peek(result):
-        box.append(result)
-        return result
-
-    d.add_both(peek)
-    assert not box, f"{d!r} has a result: {box[0]!r}"
 
 
 def unhandled_records(caplog):

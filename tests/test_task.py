@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reactor.defer import Deferred, Failure, fail
+from reactor.defer import Deferred, fail
 from reactor.errors import CancelledError
 from reactor.task import LoopingCall, sleep
-from reactor.testing import Clock
-
-
-def success_result_of(d):
-    box = []
-    d.add_both(box.append)
-    assert box, f"{d!r} has no result"
-    if isinstance(box[0], Failure):
-        pytest.fail(f"{d!r} failed: {box[0].get_traceback()}")
-    return box[0]
-
-
-def failure_result_of(d, *types):
-    box = []
-    d.add_both(box.append)
-    assert box, f"{d!r} has no result"
-    assert isinstance(box[0], Failure), f"{d!r} succeeded with {box[0]!r}"
-    if types:
-        assert box[0].check(*types), f"expected {types}, got {box[0]!r}"
-    return box[0]
+from reactor.testing import Clock, failure_result_of, success_result_of
 
 
 class Boom(Exception):

@@ -328,3 +328,25 @@ def test_line_receivers_talk_over_memory() -> None:
     pump.flush()
     assert client.lines == [b"ONE", b"TWO"]
     assert not server.connected and not client.connected
+
+
+def test_result_helpers_report_what_a_deferred_holds():
+    from reactor.defer import Deferred, fail, succeed
+    from reactor.testing import assert_no_result, failure_result_of, success_result_of
+
+    assert success_result_of(succeed(3)) == 3
+    assert failure_result_of(fail(KeyError("k")), KeyError).check(KeyError)
+    pending = Deferred()
+    assert_no_result(pending)
+    with pytest.raises(AssertionError, match="no result"):
+        success_result_of(pending)
+    with pytest.raises(AssertionError, match="no result"):
+        failure_result_of(pending)
+    with pytest.raises(AssertionError, match="failed"):
+        success_result_of(fail(ValueError("v")))
+    with pytest.raises(AssertionError, match="succeeded"):
+        failure_result_of(succeed(1))
+    with pytest.raises(AssertionError, match="expected a failure"):
+        failure_result_of(fail(ValueError("v")), KeyError)
+    with pytest.raises(AssertionError, match="has a result"):
+        assert_no_result(succeed(2))
