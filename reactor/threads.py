@@ -108,29 +108,32 @@ class ThreadPool:
         call_back = self._reactor.call_from_thread
         jobs = self._jobs
         lock = self._lock
+        with lock:
+            self._idle += 1
         while True:
-            with lock:
-                self._idle += 1
             job = jobs.get()
             with lock:
                 self._idle -= 1
+                if job is not _STOP and not job.cancelled:
+                    self._busy += 1
             if job is _STOP:
                 return
             if job.cancelled:
+                with lock:
+                    self._idle += 1
                 continue
-            with lock:
-                self._busy += 1
             try:
                 result = job.func(*job.args, **job.kwargs)
             except BaseException as exc:
                 result = Failure(exc)
-            try:
-                call_back(_deliver, job.deferred, result)
-            finally:
-                # Drop references now, not when the next job arrives.
-                del job, result
-                with lock:
-                    self._busy -= 1
+            # Idle again *before* the result goes back: the reactor may submit
+            # the next job at once, and must find this worker available.
+            with lock:
+                self._busy -= 1
+                self._idle += 1
+            call_back(_deliver, job.deferred, result)
+            # Drop references now, not when the next job arrives.
+            del job, result
 
     def statistics(self) -> dict[str, int]:
         """Threads started, busy now, jobs queued, and the pool's size."""
