@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from .defer import Deferred, Failure, gather, maybe_deferred
+from .defer import Deferred, Failure, gather, get_debugging, maybe_deferred, set_debugging
 from .coroutines import ensure_deferred
 from .errors import ReactorAlreadyRunning, ReactorClosed, ReactorNotRunning
 from .multiplexers import READ, WRITE, make_multiplexer
@@ -118,6 +118,12 @@ class Reactor:
         if debug is None:
             debug = os.environ.get("PYREACTOR_DEBUG", "") not in ("", "0")
         self.debug = debug
+        # Deferreds made while a debug reactor is open record where, for the
+        # "Unhandled error" log. That switch is process-wide: close() puts it back.
+        self._debugging_before: bool | None = None
+        if debug:
+            self._debugging_before = get_debugging()
+            set_debugging(True)
         self.slow_callback_duration = 0.1
         self.add_reader(self._waker)
 
@@ -528,6 +534,8 @@ class Reactor:
         self._waker.close()
         self._mux.close()
         self._closed = True
+        if self._debugging_before is not None:
+            set_debugging(self._debugging_before)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -43,6 +43,11 @@ still holds a Failure when the Deferred is collected. Only Deferreds that end
 with an error pay for the holder, and the Deferred class itself has no
 ``__del__``, so successful Deferreds are freed at full speed.
 
+Debugging (``set_debugging(True)``, which a ``Reactor(debug=True)`` calls):
+each new Deferred gets its holder at once, carrying the stack where the
+Deferred was made, and the "Unhandled error" log shows that stack too.
+Holders are therefore filled in place (``_hold``) rather than replaced.
+
 ``Deferred`` and ``Failure`` are final: the runner recognizes them with
 ``type(x) is ...``, which is several times cheaper than ``isinstance`` on the
 path every callback takes.
@@ -51,6 +56,7 @@ path every callback takes.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import deque
 from types import CoroutineType, GeneratorType
 from typing import Any, Callable, Generator, Generic, Iterable, Iterator, NoReturn, TypeVar
@@ -67,14 +73,19 @@ __all__ = [
     "Failure",
     "fail",
     "gather",
+    "get_debugging",
     "maybe_deferred",
     "race",
+    "set_debugging",
     "succeed",
 ]
 
 T = TypeVar("T")
 
 _new = object.__new__
+
+# Whether new Deferreds record where they were made; see set_debugging().
+_debugging = False
 
 
 class _Marker:
@@ -108,10 +119,11 @@ _FORGIVE_ONE: Any = _Marker("<forgives one late result>")
 class _UnhandledError:
     """Holds the Failure a Deferred ended with; logs it if nobody took it before collection."""
 
-    __slots__ = ("failure",)
+    __slots__ = ("failure", "created")
 
-    def __init__(self, failure: Failure) -> None:
+    def __init__(self, failure: Failure | None) -> None:
         self.failure: Failure | None = failure
+        self.created: traceback.StackSummary | None = None
 
     def __del__(self) -> None:
         failure = self.failure
@@ -120,8 +132,11 @@ class _UnhandledError:
         self.failure = None
         try:
             value = failure.value
+            where = ""
+            if self.created is not None:
+                where = "\nThe Deferred was created at:\n" + "".join(self.created.format()).rstrip("\n")
             logging.getLogger("reactor").error(
-                "Unhandled error in Deferred:", exc_info=(type(value), value, failure.tb)
+                "Unhandled error in Deferred:%s", where, exc_info=(type(value), value, failure.tb)
             )
         except Exception:  # pragma: no cover - logging torn down at interpreter exit
             pass
@@ -148,7 +163,7 @@ class Deferred(Generic[T]):
         self.paused = 0
         self._callbacks = None
         self._canceller = canceller
-        self._debug = None
+        self._debug = None if not _debugging else _creation_holder()
 
     def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
         raise TypeError("Deferred is final: wrap it rather than subclass it")
@@ -271,7 +286,7 @@ class Deferred(Generic[T]):
         if self._callbacks is not None:
             self._run_callbacks()
         elif type(result) is Failure:
-            self._debug = _UnhandledError(result)
+            _hold(self, result)
 
     def errback(self, fail: Failure | BaseException | None = None) -> None:
         """Fire with a Failure (from an exception, a Failure, or None for the one being handled)."""
@@ -290,7 +305,7 @@ class Deferred(Generic[T]):
         if self._callbacks is not None:
             self._run_callbacks()
         else:
-            self._debug = _UnhandledError(fail)
+            _hold(self, fail)
 
     def _fired_again(self) -> None:
         if getattr(self, "_canceller", None) is _FORGIVE_ONE:
@@ -333,7 +348,7 @@ class Deferred(Generic[T]):
             if d._callbacks is not None:
                 d._run_callbacks()
             else:
-                d._debug = _UnhandledError(failure)
+                _hold(d, failure)
 
     # -- the runner ---------------------------------------------------------
 
@@ -479,6 +494,21 @@ class Deferred(Generic[T]):
 
     __iter__ = __await__
 
+    # -- asyncio (reactor.aio, imported only when used) ---------------------
+
+    @staticmethod
+    def from_future(future: Any) -> Deferred[Any]:
+        """A Deferred of an asyncio future's result; cancelling either side cancels the other."""
+        from .aio import from_future
+
+        return from_future(future)
+
+    def as_future(self, loop: Any = None) -> Any:
+        """An asyncio future of this Deferred's result (``loop``: default the running one); cancels both ways."""
+        from .aio import as_future
+
+        return as_future(self, loop)
+
     def __repr__(self) -> str:
         if not self.called:
             state = "pending"
@@ -487,6 +517,33 @@ class Deferred(Generic[T]):
         else:
             state = f"current result: {self.result!r}"
         return f"<Deferred at {id(self):#x} {state}>"
+
+
+def set_debugging(on: bool) -> None:
+    """Record where each new Deferred is made, for the "Unhandled error" log (process-wide; slows Deferreds)."""
+    global _debugging
+    _debugging = bool(on)
+
+
+def get_debugging() -> bool:
+    """Whether new Deferreds record where they are made."""
+    return _debugging
+
+
+def _creation_holder() -> _UnhandledError:
+    holder = _UnhandledError(None)
+    # Drop the two frames of our own: this function and Deferred.__init__.
+    holder.created = traceback.extract_stack()[:-2]
+    return holder
+
+
+def _hold(d: Deferred[Any], failure: Failure) -> None:
+    """Note that ``d`` ends with ``failure``, keeping a debugging holder if it has one."""
+    debug = d._debug
+    if debug is None:
+        d._debug = _UnhandledError(failure)
+    else:
+        debug.failure = failure
 
 
 def succeed(result: T = None) -> Deferred[T]:  # type: ignore[assignment]
@@ -515,6 +572,8 @@ def fail(exc: BaseException | Failure | None = None) -> Deferred[Any]:
     d.paused = 0
     d._callbacks = None
     d._debug = _UnhandledError(failure)
+    if _debugging:
+        d._debug.created = traceback.extract_stack()[:-1]
     return d
 
 
