@@ -34,6 +34,8 @@ from typing import Callable
 
 READ = 1
 WRITE = 4
+# glibc's fixed size of an fd_set; select() fails for any fd at or above it.
+FD_SETSIZE = 1024
 
 
 class SelectMultiplexer:
@@ -48,9 +50,12 @@ class SelectMultiplexer:
         self._writers: set[int] = set()
 
     def register(self, fd: int, events: int) -> None:
-        """Start watching ``fd`` for ``events``."""
+        """Start watching ``fd`` for ``events``; ValueError for fds select() cannot watch."""
         if fd in self._readers or fd in self._writers:
             raise FileExistsError(errno.EEXIST, "fd already registered", fd)
+        if fd >= FD_SETSIZE:
+            # One such fd would make every select() call fail.
+            raise ValueError(f"select() cannot watch fd {fd} (>= FD_SETSIZE {FD_SETSIZE}); use poll or epoll")
         self._set(fd, events)
 
     def modify(self, fd: int, events: int) -> None:

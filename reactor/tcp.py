@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("reactor")
 
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# accept(2): Linux hands errors of the pending connection itself to accept();
+# they concern that connection only, and the next one may be fine.
+_PER_CONNECTION = {
+    errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.ENOPROTOOPT,
+    errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
+}
 
 
 def _call_hook(obj: Any, name: str, *args: Any) -> None:
@@ -95,9 +101,14 @@ class Listener:
                     reactor.remove_reader(self)
                     self._resume_call = reactor.call_later(self.accept_pause, self._resume)
                     return
-                # ECONNABORTED, EPROTO and friends concern one connection only.
-                log.warning("accept() on %s failed: %s", self.get_host(), exc)
-                continue
+                if exc.errno in _PER_CONNECTION:
+                    log.warning("accept() on %s failed: %s", self.get_host(), exc)
+                    continue
+                # EBADF, EINVAL, ENOTSOCK: the listening socket itself is
+                # broken and would be readable forever; stop listening.
+                log.error("accept() on %s failed: %s; closing the listener", self.get_host(), exc)
+                self.close()
+                return
             conn.setblocking(False)
             if self._tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -201,6 +212,10 @@ class Connector:
         self.transport: Connection | None = None
         self._attempt: _Attempt | None = None
         self._timer: Any = None
+        self._start: Any = None
+        # Numbers the attempts, so that a lookup finishing after its attempt
+        # was given up is recognised and dropped.
+        self._generation = 0
 
     def get_destination(self) -> Any:
         """Where this connector connects to."""
@@ -213,13 +228,17 @@ class Connector:
         if self.state != "disconnected":
             raise RuntimeError(f"cannot connect in state {self.state!r}")
         self.state = "connecting"
+        self._generation += 1
         _call_hook(self.factory, "started_connecting", self)
         if self.state != "connecting":
             return  # started_connecting called stop_connecting().
         self._timer = self.reactor.call_later(self.timeout, self._timed_out)
-        self._resolve()
+        # Begin on the next pass, so that connect_*() returns before the
+        # factory hears anything, even of a failure known at once.
+        self._start = self.reactor.call_soon(self._resolve, self._generation)
 
-    def _resolve(self) -> None:
+    def _resolve(self, generation: int) -> None:
+        self._start = None
         if self.family is not None:
             self._try([(self.family, self._sockaddr())])
             return
@@ -228,15 +247,19 @@ class Connector:
             self._try([(family, (self.host, self.port))])
             return
         d = self.reactor.defer_to_thread(socket.getaddrinfo, self.host, self.port, 0, socket.SOCK_STREAM)
-        d.add_callbacks(self._resolved, self._failed)
+        d.add_callbacks(self._resolved, self._lookup_failed, callback_args=(generation,), errback_args=(generation,))
 
     def _sockaddr(self) -> Any:
         return self.host if self.family == socket.AF_UNIX else (self.host, self.port)
 
-    def _resolved(self, infos: list) -> None:
-        if self.state != "connecting":
+    def _resolved(self, infos: list, generation: int) -> None:
+        if self.state != "connecting" or generation != self._generation:
             return
         self._try([(info[0], info[4]) for info in infos])
+
+    def _lookup_failed(self, reason: Failure, generation: int) -> None:
+        if generation == self._generation:
+            self._failed(reason)
 
     def _try(self, addresses: list[tuple[int, Any]]) -> None:
         self._attempt = _Attempt(self, addresses)
@@ -267,6 +290,9 @@ class Connector:
         if not isinstance(reason, Failure):
             reason = Failure(reason)
         self._cancel_timer()
+        if self._start is not None:
+            self._start.cancel()
+            self._start = None
         if self._attempt is not None:
             self._attempt.abandon()
             self._attempt = None

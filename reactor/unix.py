@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 def listen_unix(reactor: Reactor, path: str, factory: Any, *, backlog: int = 1024) -> Listener:
     """Listen on the UNIX socket ``path``; returns the Listener."""
+    if _abstract(path):
+        # Linux's abstract namespace: no file on disk to clean up.
+        sock = _bind_listen(socket.AF_UNIX, path, backlog, reuse_addr=False)
+        return Listener(reactor, sock, factory, tcp=False)
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)
@@ -40,6 +44,10 @@ def listen_unix(reactor: Reactor, path: str, factory: Any, *, backlog: int = 102
 
     listener._on_close.append(remove_file)
     return listener
+
+
+def _abstract(path: str | bytes) -> bool:
+    return path[:1] in ("\0", b"\0")
 
 
 def connect_unix(reactor: Reactor, path: str, factory: Any, *, timeout: float = 30.0) -> Connector:

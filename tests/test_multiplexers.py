@@ -267,7 +267,7 @@ def _high_fd_limit():
 
 
 @pytest.mark.skipif(_high_fd_limit() <= 1100, reason="needs an fd number above FD_SETSIZE")
-@pytest.mark.xfail(strict=True, reason="BUG: select accepts fds >= FD_SETSIZE; every poll then fails, returns [] at once, and no descriptor is served")
+# Regression: select accepts fds >= FD_SETSIZE; every poll then fails, returns [] at once, and no descriptor is served (fixed).
 def test_select_refuses_an_fd_above_fd_setsize_and_serves_the_others():
     a, b = socket.socketpair()
     c, d = socket.socketpair()

@@ -745,7 +745,7 @@ def test_stop_connecting_while_resolving_ignores_the_answer(reactor, host):
     listener.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a lookup from an abandoned attempt is used by the next connect(): the connector connects twice")
+# Regression: a lookup from an abandoned attempt is used by the next connect(): the connector connects twice (fixed).
 def test_a_stale_lookup_does_not_make_a_second_connection(reactor, monkeypatch):
     _fake_resolver(monkeypatch, lambda port: [(socket.AF_INET, ("127.0.0.1", port))])
     server = RecordingFactory()
@@ -773,7 +773,7 @@ def test_a_stale_lookup_does_not_make_a_second_connection(reactor, monkeypatch):
 
 
 @pytest.mark.parametrize("how", ["unix-missing-path", "tcp-bind-address-in-use"])
-@pytest.mark.xfail(strict=True, reason="BUG: a connect that fails at once calls client_connection_failed inside connect_*(), before it returns")
+# Regression: a connect that fails at once calls client_connection_failed inside connect_*(), before it returns (fixed).
 def test_client_connection_failed_never_runs_inside_connect(reactor, short_dir, how):
     class Retrying(RecordingFactory):
         # Reconnecting at once from the hook would recurse without bound.
@@ -907,7 +907,7 @@ def test_accepts_per_pass_bounds_one_pass(reactor, ends):
 
 
 @pytest.mark.parametrize("name", ["select", "poll"])
-@pytest.mark.xfail(strict=True, reason="BUG: Listener.on_read treats every non-resource accept error as per-connection: a dead socket spins the loop, 64 warnings a pass")
+# Regression: Listener.on_read treats every non-resource accept error as per-connection: a dead socket spins the loop, 64 warnings a pass (fixed).
 def test_a_listener_whose_socket_died_does_not_spin(name, caplog):
     from reactor import Reactor
 
@@ -1032,7 +1032,7 @@ def test_connecting_to_an_abstract_unix_address(reactor):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract UNIX sockets are Linux-only")
-@pytest.mark.xfail(strict=True, reason="BUG: listen_unix os.stat()s the path, which fails with ValueError for an abstract (NUL-led) address")
+# Regression: listen_unix os.stat()s the path, which fails with ValueError for an abstract (NUL-led) address (fixed).
 def test_an_abstract_unix_address_works(reactor):
     path = f"\0pyreactor-test-{os.getpid()}"
     server = RecordingFactory()
