@@ -7,6 +7,7 @@ import socket
 import struct
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -721,48 +722,82 @@ def test_when_every_address_fails_the_last_error_is_reported(reactor, monkeypatc
     stop_pool(reactor)
 
 
-@pytest.mark.parametrize("host", ["localhost", "no-such-host.invalid"])
-def test_stop_connecting_while_resolving_ignores_the_answer(reactor, host):
-    class Counting(RecordingFactory):
-        def __init__(self):
-            super().__init__()
-            self.failures = []
+class CountingFactory(RecordingFactory):
+    """Also keeps every client_connection_failed reason."""
 
-        def client_connection_failed(self, connector, reason):
-            self.failures.append(reason)
+    def __init__(self):
+        super().__init__()
+        self.failures = []
 
+    def client_connection_failed(self, connector, reason):
+        super().client_connection_failed(connector, reason)
+        self.failures.append(reason)
+
+
+def _held_resolver(monkeypatch, *answers):
+    """A getaddrinfo that waits until released, then gives the next answer (an exception is raised)."""
+    release = threading.Event()
+    calls = []
+    answers = list(answers)
+
+    def getaddrinfo(host, port, *args):
+        answer = answers.pop(0)
+        calls.append(host)
+        release.wait(5)
+        if isinstance(answer, Exception):
+            raise answer
+        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return calls, release
+
+
+NOT_FOUND = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+@pytest.mark.parametrize("answer", ["address", "error"])
+def test_stop_connecting_while_resolving_ignores_the_answer(reactor, monkeypatch, answer):
+    calls, release = _held_resolver(monkeypatch, "127.0.0.1" if answer == "address" else NOT_FOUND)
     server = RecordingFactory()
     listener = reactor.listen_tcp(0, server, interface="127.0.0.1")
-    client = Counting()
-    connector = reactor.connect_tcp(host, listener.port, client)
-    assert connector.state == "connecting"
+    client = CountingFactory()
+    connector = reactor.connect_tcp("held.example", listener.port, client)
+    run_until(reactor, lambda: calls)  # the lookup is under way
     connector.stop_connecting()
-    stop_pool(reactor)  # the lookup has finished once the pool has stopped
+    release.set()
+    stop_pool(reactor)  # the answer now waits for the next pass
     for _ in range(5):
         reactor.iterate(0.01)
     assert [f.type for f in client.failures] == [CancelledError]
     assert client.built == [] and server.built == []
+    assert connector.state == "disconnected"
     listener.close()
 
 
 # Regression: a lookup from an abandoned attempt is used by the next connect(): the connector connects twice (fixed).
-def test_a_stale_lookup_does_not_make_a_second_connection(reactor, monkeypatch):
-    _fake_resolver(monkeypatch, lambda port: [(socket.AF_INET, ("127.0.0.1", port))])
+@pytest.mark.parametrize("stale", ["address", "error"])
+def test_a_stale_lookup_does_not_make_a_second_connection(reactor, monkeypatch, stale):
+    calls, release = _held_resolver(monkeypatch, "127.0.0.1" if stale == "address" else NOT_FOUND, "127.0.0.1")
     server = RecordingFactory()
     listener = reactor.listen_tcp(0, server, interface="127.0.0.1")
-    client = RecordingFactory()
+    client = CountingFactory()
     connector = reactor.connect_tcp("slow.example", listener.port, client)
+    run_until(reactor, lambda: calls)  # the first lookup is under way
     # Given up, then retried at once (a timeout and a reconnecting factory do the same).
     connector.stop_connecting()
     connector.connect()
-    # Both lookups are done once the pool has stopped; their answers wait for the next pass.
-    stop_pool(reactor)
+    run_until(reactor, lambda: len(calls) == 2)
+    release.set()
+    stop_pool(reactor)  # both answers now wait for the next pass
     try:
         run_until(reactor, lambda: client.built and server.built)
         for _ in range(10):
             reactor.iterate(0.01)
         assert len(client.built) == 1
         assert len(server.built) == 1
+        # Only the stop_connecting() was reported: the stale answer, good or bad, was dropped.
+        assert [f.type for f in client.failures] == [CancelledError]
+        assert connector.state == "connected"
     finally:
         for p in client.built + server.built:
             if p.transport is not None:
@@ -770,6 +805,25 @@ def test_a_stale_lookup_does_not_make_a_second_connection(reactor, monkeypatch):
         run_until(reactor, lambda: all(p.lost_count for p in client.built + server.built))
         listener.close()
         stop_pool(reactor)
+
+
+def test_stop_connecting_after_the_kernel_connected_but_before_the_protocol_heard(reactor, short_dir):
+    path = os.path.join(short_dir, "quick.sock")
+    server = RecordingFactory()
+    listener = reactor.listen_unix(path, server)
+    client = CountingFactory()
+    connector = reactor.connect_unix(path, client)
+    # The attempt starts on the next pass, and a UNIX connect completes at
+    # once; the protocol would hear of it on the pass after.
+    reactor.iterate(0)
+    assert connector.state == "connecting"
+    connector.stop_connecting()
+    for _ in range(5):
+        reactor.iterate(0.005)
+    assert client.built == []
+    assert [f.type for f in client.failures] == [CancelledError]
+    run_until(reactor, lambda: all(p.lost_count for p in server.built))
+    listener.close()
 
 
 @pytest.mark.parametrize("how", ["unix-missing-path", "tcp-bind-address-in-use"])
