@@ -388,6 +388,18 @@ def test_a_refused_nested_run_until_complete_does_not_stop_the_outer_run(reactor
             call.cancel()
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: stop() during run_until_complete ends the loop with an empty result box: IndexError")
+def test_stop_during_run_until_complete_raises_a_clear_error(reactor):
+    never = Deferred()
+    stopper = reactor.call_later(0.01, reactor.stop)
+    try:
+        with pytest.raises(RuntimeError, match="stop"):
+            reactor.run_until_complete(never)
+    finally:
+        stopper.cancel()
+    assert not reactor.running
+
+
 def test_react_with_an_already_fired_result_still_runs_the_hooks():
     order = []
 

@@ -960,6 +960,28 @@ def test_accepts_per_pass_bounds_one_pass(reactor, ends):
     listener.close()
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: Listener.on_read goes on calling accept() after a protocol closed the listener: a spurious EBADF error is logged")
+def test_closing_the_listener_from_connection_made_is_quiet(reactor, ends, caplog):
+    class OneShot(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            listener.close()  # serve this one connection, then stop listening
+            transport.write(b"only you")
+            transport.lose_connection()
+
+    server = RecordingFactory(OneShot)
+    listener = ends.listen(reactor, server)
+    raw = raw_client(ends, listener)
+    try:
+        run_until(reactor, lambda: server.built and server.built[0].lost_count)
+        assert raw.recv(100) == b"only you"
+    finally:
+        raw.close()
+    assert server.stops == 1
+    noise = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert noise == []
+
+
 @pytest.mark.parametrize("name", ["select", "poll"])
 # Regression: Listener.on_read treats every non-resource accept error as per-connection: a dead socket spins the loop, 64 warnings a pass (fixed).
 def test_a_listener_whose_socket_died_does_not_spin(name, caplog):
