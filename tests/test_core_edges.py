@@ -230,6 +230,42 @@ def test_a_timer_reset_by_an_earlier_one_in_the_same_pass_runs_later(reactor):
     assert t2 - t1 >= 0.05
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: timers due in the same pass as one raising SystemExit/KeyboardInterrupt are dropped: active() forever, never run")
+def test_timers_due_with_one_that_exits_still_run_later(reactor):
+    ran = []
+    when = reactor.seconds() + 0.01
+
+    def leave():
+        raise SystemExit(3)  # or a KeyboardInterrupt without signal handlers
+
+    reactor.call_at(when, leave)
+    survivor = reactor.call_at(when, ran.append, "survivor")
+    try:
+        with pytest.raises(SystemExit):
+            run_until(reactor, lambda: False, timeout=2)
+        # The caller caught it and drives the loop again.
+        for _ in range(5):
+            reactor.iterate(0.01)
+        assert ran == ["survivor"]
+        assert not survivor.active()
+    finally:
+        survivor.cancel()
+
+
+def test_ready_calls_queued_with_one_that_exits_still_run_later(reactor):
+    ran = []
+
+    def leave():
+        raise SystemExit(3)
+
+    reactor.call_soon(leave)
+    reactor.call_soon(ran.append, "survivor")
+    with pytest.raises(SystemExit):
+        reactor.iterate(0)
+    reactor.iterate(0)
+    assert ran == ["survivor"]
+
+
 def test_a_sub_millisecond_timer_does_not_make_the_loop_spin(reactor):
     # poll(2) counts whole milliseconds: 0.4 ms rounded down would be a busy loop.
     worst = 0
