@@ -32,6 +32,8 @@ from .timers import QUEUED, DelayedCall, TimerQueue
 
 log = logging.getLogger("reactor")
 
+MAX_POLL_TIMEOUT = 86400.0
+
 
 class _Waker:
     """The loop's wake-up fd: any thread writes, the loop drains."""
@@ -66,11 +68,14 @@ class _Waker:
             pass
 
     def on_read(self) -> None:
-        self._pending = False
         try:
             os.read(self._read_fd, 4096)
         except (BlockingIOError, InterruptedError):
             pass
+        # Only after draining: a wake-up racing with the read then writes
+        # again (harmless) instead of being eaten with the flag left set,
+        # which would silence every later wake-up.
+        self._pending = False
 
     def on_write(self) -> None:  # pragma: no cover - never registered for writing
         pass
@@ -79,6 +84,9 @@ class _Waker:
         pass
 
     def close(self) -> None:
+        # Marked pending for good, so a late wake() never writes into an fd
+        # number that something else may have reused.
+        self._pending = True
         os.close(self._read_fd)
         if self._write_fd != self._read_fd:  # pragma: no cover - pipe fallback
             os.close(self._write_fd)
@@ -111,8 +119,9 @@ class Reactor:
         self._thread_pool_size = thread_pool_size
         self._pool: ThreadPool | None = None
         self._shutdown_hooks: list[tuple[Callable[..., Any], tuple]] = []
-        self._thread_id: int | None = None
+        self._thread_id = threading.get_ident()
         self._stopping = False
+        self._shutting_down = False
         self._closed = False
         self.running = False
         if debug is None:
@@ -157,7 +166,12 @@ class Reactor:
         return call
 
     def call_from_thread(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Run ``func`` in the reactor thread on its next pass; safe from any thread."""
+        """Run ``func`` in the reactor thread on its next pass; safe from any thread.
+
+        Raises ReactorClosed once the reactor is closed.
+        """
+        if self._closed:
+            raise ReactorClosed("the reactor is closed")
         call = DelayedCall(self._timers, 0.0, func, args, kwargs)
         call._entry = QUEUED
         self._ready.append(call)
@@ -176,8 +190,8 @@ class Reactor:
         return self._timers.pending()
 
     def in_reactor_thread(self) -> bool:
-        """True in the thread running the loop (or, before it runs, the thread that made it)."""
-        return self._thread_id is None or self._thread_id == threading.get_ident()
+        """True in the thread that runs the loop (until then, the one that made the reactor)."""
+        return self._thread_id == threading.get_ident()
 
     # -- descriptors ------------------------------------------------------
 
@@ -269,9 +283,9 @@ class Reactor:
     def iterate(self, timeout: float = 0.0) -> None:
         """Run one pass, waiting at most ``timeout`` seconds for I/O or a timer."""
         self._check_open()
-        if self._thread_id is None:
-            self._thread_id = threading.get_ident()
-        self._run_once(timeout)
+        self._thread_id = threading.get_ident()
+        # A deadline computed a little late is negative: poll, do not wait.
+        self._run_once(min(max(timeout, 0.0), MAX_POLL_TIMEOUT))
 
     def _run_once(self, max_timeout: float | None) -> None:
         """Run one pass: poll, dispatch I/O, run due timers, run ready calls.
@@ -297,6 +311,9 @@ class Reactor:
                     timeout = 0.0
                 elif max_timeout is not None and max_timeout < timeout:
                     timeout = max_timeout
+                elif timeout > MAX_POLL_TIMEOUT:
+                    # poll/epoll take at most ~24.8 days; waking once a day costs nothing.
+                    timeout = MAX_POLL_TIMEOUT
         events = self._poll(timeout)
         # Timers due now, not ones scheduled during this pass, run in step 3.
         now = time.monotonic()
@@ -327,7 +344,8 @@ class Reactor:
                             self._descriptor_failed(descriptor)
         # 3. Run timers due at the start of the pass, earliest first, FIFO on ties.
         if heap and heap[0][0] <= now:
-            for call in timers.pop_due(now):
+            due = timers.pop_due(now)
+            for call in due:
                 # A timer earlier in this batch may have cancelled or moved it.
                 if call._entry is not QUEUED:
                     continue
@@ -337,11 +355,19 @@ class Reactor:
                     call.func(*call.args, **call.kwargs)
                 except Exception:
                     log.exception("Unhandled error in timed call %r", call)
+                except BaseException:
+                    # SystemExit or KeyboardInterrupt leaves the loop; the
+                    # timers after this one must still run when it goes on.
+                    timers.requeue(due[due.index(call) + 1:])
+                    raise
         # 4. Run the calls that were ready at the start of the pass.
         popleft = ready.popleft
         while ntodo:
             ntodo -= 1
-            call = popleft()
+            try:
+                call = popleft()
+            except IndexError:
+                break  # A callback ran a nested pass (iterate()) that took the rest.
             if call._entry is not QUEUED:
                 continue
             call._entry = None
@@ -370,7 +396,7 @@ class Reactor:
                 call.called = True
                 self._timed(call.func, call.args, call.kwargs, None)
         ready = self._ready
-        while ntodo:
+        while ntodo and ready:
             ntodo -= 1
             call = ready.popleft()
             if call._entry is QUEUED:
@@ -422,6 +448,8 @@ class Reactor:
         """End run() after the current pass, once the shutdown hooks are done; safe from any thread."""
         if not self.running:
             raise ReactorNotRunning("the reactor is not running")
+        if self._shutting_down:
+            return  # Already on its way out: a second Ctrl-C changes nothing.
         self._stopping = True
         self._waker.wake()
 
@@ -431,12 +459,18 @@ class Reactor:
         Unlike stop(), finishing does not run the shutdown hooks, so the
         reactor can be run again.
         """
+        self._check_open()
+        if self.running:
+            # Checked before anything is attached to ``awaitable``: a refused
+            # call must not stop the loop that is running when it fires.
+            raise ReactorAlreadyRunning("the reactor is already running")
         d = ensure_deferred(awaitable)
         box: list[Any] = []
 
         def finished(result: Any) -> None:
             box.append(result)
-            self._stopping = True
+            if self.running:
+                self._stopping = True
 
         d.add_both(finished)
         if not box:
@@ -447,6 +481,8 @@ class Reactor:
                     run_once(None)
             finally:
                 self._stop_running()
+        if not box:
+            raise RuntimeError("the reactor was stopped before run_until_complete's awaitable had a result")
         result = box[0]
         if isinstance(result, Failure):
             result.raise_exception()
@@ -463,6 +499,7 @@ class Reactor:
     def _stop_running(self) -> None:
         self.running = False
         self._stopping = False
+        self._shutting_down = False
         if self._pool is not None:
             # No pool thread outlives run().
             self._pool.stop()
@@ -494,6 +531,7 @@ class Reactor:
         self._shutdown_hooks.append((func, args))
 
     def _run_shutdown_hooks(self) -> None:
+        self._shutting_down = True
         hooks, self._shutdown_hooks = self._shutdown_hooks, []
         waits = []
         for func, args in hooks:
@@ -604,8 +642,13 @@ def react(main: Callable[..., Any], *args: Any, multiplexer: str | None = None) 
             reactor.run()
         else:
             reactor._run_shutdown_hooks()
+        if not box:
+            # Stopped (a signal, a stop() call) before main was done.
+            d.cancel()
     finally:
         reactor.close()
+    if not box:
+        raise RuntimeError("the reactor was stopped before main() finished")
     result = box[0]
     if isinstance(result, Failure):
         result.raise_exception()

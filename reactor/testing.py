@@ -98,9 +98,7 @@ class Clock:
                     call.func(*call.args, **call.kwargs)
                 except BaseException:
                     # Put the rest back so one failing call loses no others.
-                    for rest in due[index + 1:]:
-                        if rest._entry is QUEUED:
-                            timers._push(rest.time, rest)
+                    timers.requeue(due[index + 1:])
                     raise
 
     def pump(self, timings: Iterable[float]) -> None:

@@ -106,13 +106,17 @@ class TimerQueue:
         self._dead = 0
 
     def call_at(self, when: float, func: Callable[..., Any], args: tuple, kwargs: dict) -> DelayedCall:
-        """Schedule ``func(*args, **kwargs)`` at time ``when``."""
+        """Schedule ``func(*args, **kwargs)`` at time ``when``; ValueError if ``when`` is NaN."""
+        if when != when:
+            raise ValueError("a timer's time cannot be NaN")
         call = DelayedCall(self, when, func, args, kwargs)
         call._entry = entry = (when, next(self._seq), call)
         heapq.heappush(self.heap, entry)
         return call
 
     def _push(self, when: float, call: DelayedCall) -> None:
+        if when != when:
+            raise ValueError("a timer's time cannot be NaN")
         call.time = when
         call._entry = entry = (when, next(self._seq), call)
         heapq.heappush(self.heap, entry)
@@ -149,6 +153,12 @@ class TimerQueue:
             call._entry = QUEUED
             due.append(call)
         return due
+
+    def requeue(self, calls: list[DelayedCall]) -> None:
+        """Put back calls taken by pop_due but not run (a call before them raised BaseException)."""
+        for call in calls:
+            if call._entry is QUEUED:
+                self._push(call.time, call)
 
     def pending(self) -> list[DelayedCall]:
         """The live calls, earliest first."""

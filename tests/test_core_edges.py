@@ -230,7 +230,7 @@ def test_a_timer_reset_by_an_earlier_one_in_the_same_pass_runs_later(reactor):
     assert t2 - t1 >= 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: timers due in the same pass as one raising SystemExit/KeyboardInterrupt are dropped: active() forever, never run")
+# Regression: timers due in the same pass as one raising SystemExit/KeyboardInterrupt are dropped: active() forever, never run (fixed).
 def test_timers_due_with_one_that_exits_still_run_later(reactor):
     ran = []
     when = reactor.seconds() + 0.01
@@ -357,7 +357,7 @@ def test_run_in_another_thread_leaves_signals_alone(reactor):
     assert signal.getsignal(signal.SIGINT) == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a second stop()/SIGINT while shutdown hooks are awaited makes the loop busy-poll")
+# Regression: a second stop()/SIGINT while shutdown hooks are awaited makes the loop busy-poll (fixed).
 def test_a_second_stop_while_hooks_are_awaited_does_not_spin(reactor):
     polls = [0]
     real_poll = reactor._poll
@@ -394,7 +394,7 @@ def test_run_until_complete_with_a_fired_deferred_returns_at_once(reactor):
     assert not reactor.running
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: run_until_complete on a fired Deferred leaves _stopping set, so iterate() never waits")
+# Regression: run_until_complete on a fired Deferred leaves _stopping set, so iterate() never waits (fixed).
 def test_iterate_still_waits_after_run_until_complete_on_a_fired_deferred(reactor):
     reactor.run_until_complete(succeed(1))
     start = time.monotonic()
@@ -402,7 +402,7 @@ def test_iterate_still_waits_after_run_until_complete_on_a_fired_deferred(reacto
     assert time.monotonic() - start >= 0.04
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a refused nested run_until_complete still stops the outer run() when its Deferred fires")
+# Regression: a refused nested run_until_complete still stops the outer run() when its Deferred fires (fixed).
 def test_a_refused_nested_run_until_complete_does_not_stop_the_outer_run(reactor):
     d = Deferred()
     log = []
@@ -424,7 +424,7 @@ def test_a_refused_nested_run_until_complete_does_not_stop_the_outer_run(reactor
             call.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: stop() during run_until_complete ends the loop with an empty result box: IndexError")
+# Regression: stop() during run_until_complete ends the loop with an empty result box: IndexError (fixed).
 def test_stop_during_run_until_complete_raises_a_clear_error(reactor):
     never = Deferred()
     stopper = reactor.call_later(0.01, reactor.stop)
@@ -453,7 +453,7 @@ def test_react_with_an_already_fired_result_still_runs_the_hooks():
     assert react(lambda reactor, x: x * 2, 21) == 42
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: react() raises IndexError when the reactor stops before main's Deferred fires")
+# Regression: react() raises IndexError when the reactor stops before main's Deferred fires (fixed).
 def test_react_stopped_before_main_finishes_does_not_raise_index_error():
     def main(reactor):
         reactor.call_later(0.01, reactor.stop)
@@ -467,7 +467,7 @@ def test_react_stopped_before_main_finishes_does_not_raise_index_error():
         pass  # a clear error (cancelled, stopped) is fine
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: iterate() called from a callback pops from an empty ready deque and kills run()")
+# Regression: iterate() called from a callback pops from an empty ready deque and kills run() (fixed).
 def test_iterate_from_inside_a_callback_does_not_kill_run(reactor, caplog):
     ran = []
 
@@ -518,7 +518,7 @@ def test_close_stops_a_pool_used_without_run():
     assert set(threading.enumerate()) == threads
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: before the first pass in_reactor_thread() is True in every thread, not only the creator's")
+# Regression: before the first pass in_reactor_thread() is True in every thread, not only the creator's (fixed).
 def test_in_reactor_thread_is_false_in_another_thread_before_the_first_pass():
     with Reactor("select") as r:
         answers = []
@@ -529,7 +529,7 @@ def test_in_reactor_thread_is_false_in_another_thread_before_the_first_pass():
         assert answers == [False]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Waker.on_read clears _pending before draining, so a racing wake is eaten and later wakes are skipped")
+# Regression: Waker.on_read clears _pending before draining, so a racing wake is eaten and later wakes are skipped (fixed).
 def test_a_wake_racing_with_the_drain_is_not_lost(reactor, monkeypatch):
     waker_fd = reactor._waker.fileno()
     real_read = os.read
@@ -561,7 +561,7 @@ def test_a_wake_racing_with_the_drain_is_not_lost(reactor, monkeypatch):
         timer.join()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: call_from_thread on a closed reactor writes 8 bytes into whatever file reuses the wake-up fd")
+# Regression: call_from_thread on a closed reactor writes 8 bytes into whatever file reuses the wake-up fd (fixed).
 def test_call_from_thread_after_close_does_not_write_into_a_reused_fd():
     r = Reactor("select")
     r.iterate(0)
@@ -585,8 +585,8 @@ def test_call_from_thread_after_close_does_not_write_into_a_reused_fd():
 
 
 def test_negative_iterate_timeout_polls_without_waiting(reactor, pair, request):
-    xfail_on(request, reactor, {"select"}, "BUG: select rejects a negative timeout and the pass reports no I/O")
-    xfail_on(request, reactor, {"poll", "epoll"}, "BUG: a negative timeout reaches poll/epoll as 'wait forever'")
+    # Regression: select rejects a negative timeout and the pass reports no I/O (fixed).
+    # Regression: a negative timeout reaches poll/epoll as 'wait forever' (fixed).
     # deadline - now, computed a little late, is negative: one pass, no waiting.
     reactor.add_reader(pair)
     pair.peer.send(b"ready")
@@ -608,10 +608,7 @@ def test_negative_iterate_timeout_polls_without_waiting(reactor, pair, request):
 
 @pytest.mark.parametrize("delay", [30 * 86400, math.inf], ids=["30-days", "inf"])
 def test_a_far_away_timer_does_not_break_run(reactor, request, delay):
-    if delay == math.inf:
-        xfail_on(request, reactor, {"select", "poll", "epoll"}, "BUG: an infinite delay overflows the poll timeout")
-    else:
-        xfail_on(request, reactor, {"poll", "epoll"}, "BUG: a timeout over ~24.8 days overflows poll/epoll (OverflowError kills run())")
+    # Regression: an infinite delay, or one over ~24.8 days, overflowed the poll timeout (fixed).
     far = reactor.call_later(delay, pytest.fail, "far timer fired")
 
     def stop_if_running():
@@ -629,7 +626,7 @@ def test_a_far_away_timer_does_not_break_run(reactor, request, delay):
     assert not far.called
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: call_later(nan) is accepted; the NaN timeout then breaks poll/epoll passes")
+# Regression: call_later(nan) is accepted; the NaN timeout then breaks poll/epoll passes (fixed).
 def test_a_nan_delay_is_refused(reactor):
     try:
         with pytest.raises(ValueError):
