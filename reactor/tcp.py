@@ -113,6 +113,8 @@ class Listener:
             if self._tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._serve(conn, _address(addr) if addr else _address(conn.getsockname()))
+            if self._closed:
+                return  # The protocol closed us from connection_made.
 
     def _serve(self, conn: socket.socket, addr: Any) -> None:
         try:

@@ -191,7 +191,9 @@ class Connection:
         size = len(data)
         if size < SMALL_CHUNK:
             last = buf[-1] if buf else None
-            if type(last) is bytearray:
+            # Not into a chunk already partly sent: it would never be
+            # trimmed while the backlog never quite empties.
+            if type(last) is bytearray and (len(buf) > 1 or not self._offset):
                 last += data
             else:
                 buf.append(bytearray(data))

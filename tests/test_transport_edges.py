@@ -168,7 +168,7 @@ def test_write_eof_after_lose_connection_is_ignored(reactor, ends):
     listener.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: small writes are appended to the bytearray being sent; it is trimmed only when fully sent, so a backlog that never empties grows without bound")
+# Regression: small writes are appended to the bytearray being sent; it is trimmed only when fully sent, so a backlog that never empties grows without bound (fixed).
 def test_memory_follows_the_backlog_not_the_bytes_ever_sent(reactor, short_dir):
     import tracemalloc
 
@@ -1000,7 +1000,7 @@ def test_accepts_per_pass_bounds_one_pass(reactor, ends):
     listener.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Listener.on_read goes on calling accept() after a protocol closed the listener: a spurious EBADF error is logged")
+# Regression: Listener.on_read goes on calling accept() after a protocol closed the listener: a spurious EBADF error is logged (fixed).
 def test_closing_the_listener_from_connection_made_is_quiet(reactor, ends, caplog):
     class OneShot(Recorder):
         def connection_made(self, transport):
