@@ -252,6 +252,27 @@ def test_timers_due_with_one_that_exits_still_run_later(reactor):
         survivor.cancel()
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: the debug-mode pass (_dispatch_debug) still drops due timers after one raising SystemExit")
+def test_timers_due_with_one_that_exits_still_run_later_in_debug_mode():
+    with Reactor("select", debug=True) as r:
+        ran = []
+        when = r.seconds() + 0.01
+
+        def leave():
+            raise SystemExit(3)
+
+        r.call_at(when, leave)
+        survivor = r.call_at(when, ran.append, "survivor")
+        try:
+            with pytest.raises(SystemExit):
+                run_until(r, lambda: False, timeout=2)
+            for _ in range(5):
+                r.iterate(0.01)
+            assert ran == ["survivor"]
+        finally:
+            survivor.cancel()
+
+
 def test_ready_calls_queued_with_one_that_exits_still_run_later(reactor):
     ran = []
 
@@ -436,6 +457,22 @@ def test_stop_during_run_until_complete_raises_a_clear_error(reactor):
     assert not reactor.running
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: run_until_complete interrupted by stop() leaves its callback on the Deferred; firing later stops an unrelated run()")
+def test_an_interrupted_run_until_complete_does_not_stop_a_later_run(reactor):
+    d = Deferred()
+    reactor.call_later(0.01, reactor.stop)
+    with pytest.raises(RuntimeError):
+        reactor.run_until_complete(d)
+    log = []
+    reactor.call_later(0.01, d.callback, "late result")
+    owner = reactor.call_later(0.1, lambda: (log.append("stopped by its owner"), reactor.stop()))
+    try:
+        reactor.run(install_signal_handlers=False)
+        assert log == ["stopped by its owner"]
+    finally:
+        owner.cancel()
+
+
 def test_react_with_an_already_fired_result_still_runs_the_hooks():
     order = []
 
@@ -559,6 +596,36 @@ def test_a_wake_racing_with_the_drain_is_not_lost(reactor, monkeypatch):
         assert time.monotonic() - start < 0.2
     finally:
         timer.join()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: _thread_id now starts as the creating thread, so blocking_call_from_thread from it races the reactor thread's start and may raise 'own thread'")
+def test_blocking_call_from_the_creating_thread_while_the_reactor_thread_starts(reactor):
+    from reactor.threads import blocking_call_from_thread
+
+    go = threading.Event()
+
+    def serve():
+        go.wait(5)
+        reactor.run(install_signal_handlers=False)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    # The usual embedding: start the loop's thread, then use it at once.
+    starter = threading.Timer(0.02, go.set)
+    starter.start()
+    try:
+        assert blocking_call_from_thread(reactor, lambda: 42, timeout=5) == 42
+    finally:
+        go.set()
+        starter.join()
+
+        def stop_if_running():
+            if reactor.running:
+                reactor.stop()
+
+        reactor.call_from_thread(stop_if_running)
+        thread.join(5)
+        reactor.iterate(0)
 
 
 # Regression: call_from_thread on a closed reactor writes 8 bytes into whatever file reuses the wake-up fd (fixed).
