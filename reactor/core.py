@@ -471,6 +471,7 @@ class Reactor:
             box.append(result)
             if self.running:
                 self._stopping = True
+                self._poke_multiplexer()
 
         d.add_both(finished)
         if not box:
@@ -486,6 +487,13 @@ class Reactor:
         result = box[0]
         if isinstance(result, Failure):
             result.raise_exception()
+        return result
+
+    def _poke_multiplexer(self, result: Any = None) -> Any:
+        # Code on a shared asyncio loop can fire a Deferred while poll() runs
+        # that loop; nothing else would end the poll early for it.
+        if self._work_added is not None:
+            self._work_added(0.0)
         return result
 
     def _start_running(self) -> None:
@@ -542,6 +550,7 @@ class Reactor:
         done = gather(*waits)
         if done.called:
             return
+        done.add_both(self._poke_multiplexer)
         deadline = time.monotonic() + self.shutdown_timeout
         self._stopping = False
         try:
