@@ -123,7 +123,7 @@ class _UnhandledError:
 
     def __init__(self, failure: Failure | None) -> None:
         self.failure: Failure | None = failure
-        self.created: traceback.StackSummary | None = None
+        self.created: list[traceback.FrameSummary] | None = None
 
     def __del__(self) -> None:
         failure = self.failure
@@ -134,7 +134,7 @@ class _UnhandledError:
             value = failure.value
             where = ""
             if self.created is not None:
-                where = "\nThe Deferred was created at:\n" + "".join(self.created.format()).rstrip("\n")
+                where = "\nThe Deferred was created at:\n" + "".join(traceback.format_list(self.created)).rstrip("\n")
             logging.getLogger("reactor").error(
                 "Unhandled error in Deferred:%s", where, exc_info=(type(value), value, failure.tb)
             )
