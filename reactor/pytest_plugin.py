@@ -4,10 +4,12 @@
   (select, poll, epoll, and asyncio as a loop underneath), closed after the
   test. A test that leaves timers pending, descriptors registered or pool
   threads alive on it fails, with a message that names them.
-- ``async def`` test functions, ``inline_callbacks`` test functions and test
-  functions that return a Deferred run on that reactor until done, with a
-  per-test timeout (ini ``reactor_timeout``, default 30 s, or the marker
-  ``@pytest.mark.reactor_timeout(seconds)``).
+- ``async def`` test functions, ``inline_callbacks`` test functions and
+  tests of the ``reactor`` fixture that return a Deferred run on that reactor
+  until done, with a per-test timeout (ini ``reactor_timeout``, default 30 s,
+  or the marker ``@pytest.mark.reactor_timeout(seconds)``); past it the test
+  fails with TimeoutError. An async test without the fixture gets a reactor
+  of its own.
 - ``no_leaks``: fails a test that leaves fds or threads behind, or lets an
   error be logged to the ``"reactor"`` logger without looking at it (a test
   that requests ``caplog`` owns its log, as does one marked
@@ -22,6 +24,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from typing import Any, Iterator
 
 import pytest
@@ -68,7 +71,20 @@ def dirty_report(reactor: Reactor) -> list[str]:
         alive = [t.name for t in pool.threads() if t.is_alive()]
         if alive:
             problems.append(f"pool threads still running: {alive!r}")
+    tasks = _own_asyncio_tasks(reactor)
+    if tasks:
+        problems.append(f"asyncio tasks still pending on the reactor's loop: {tasks!r}")
     return problems
+
+
+def _own_asyncio_tasks(reactor: Reactor) -> list[Any]:
+    """Unfinished asyncio tasks on a loop the reactor made for itself (multiplexer "asyncio")."""
+    mux = reactor._mux
+    if not getattr(mux, "_owned", False) or mux.loop.is_closed():
+        return []
+    import asyncio  # the asyncio multiplexer imported it already
+
+    return [t for t in asyncio.all_tasks(mux.loop) if not t.done()]
 
 
 def clean(reactor: Reactor) -> None:
@@ -77,6 +93,8 @@ def clean(reactor: Reactor) -> None:
         call.cancel()
     for call in reactor._ready:
         call.cancel()
+    for task in _own_asyncio_tasks(reactor):
+        task.cancel()
     for descriptor in reactor.remove_all():
         closer = getattr(descriptor, "abort_connection", None) or getattr(descriptor, "close", None)
         try:
@@ -125,9 +143,12 @@ def _is_async_test(func: Any) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     func = pyfuncitem.obj
-    if not _is_async_test(func):
-        return None
     funcargs = pyfuncitem.funcargs
+    is_async = _is_async_test(func)
+    # A plain test of the reactor fixture may return a Deferred to wait for;
+    # pytest itself would reject that (a Deferred has __await__).
+    if not is_async and "reactor" not in funcargs:
+        return None
     kwargs = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     reactor = funcargs.get("reactor")
     own = reactor is None
@@ -135,6 +156,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         reactor = Reactor()
     try:
         result = func(**kwargs)
+        if not is_async and not isinstance(result, Deferred):
+            if result is not None:
+                warnings.warn(pytest.PytestReturnNotNoneWarning(
+                    f"Test functions should return None or a Deferred, but {pyfuncitem.nodeid} returned {type(result)!r}"))
+            return True
         d = result if isinstance(result, Deferred) else ensure_deferred(result)
         marker = pyfuncitem.get_closest_marker("reactor_timeout")
         timeout = float(marker.args[0]) if marker else float(pyfuncitem.config.getini("reactor_timeout"))
@@ -147,18 +173,22 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-def _fd_snapshot() -> set[str]:
+def _fd_snapshot() -> set[tuple[str, str]]:
+    """The open fds as (number, what it points to) pairs."""
+    # Pairs, not numbers: listing /proc/self/fd opens an fd of its own, whose
+    # number the next socket gets; and a number closed and reused for
+    # something else is something new.
     try:
-        return set(os.listdir("/proc/self/fd"))
+        names = os.listdir("/proc/self/fd")
     except OSError:  # pragma: no cover - no /proc
         return set()
-
-
-def _fd_target(fd: str) -> str:
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return "?"
+    pairs = set()
+    for fd in names:
+        try:
+            pairs.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
+        except OSError:
+            pass  # closed meanwhile (the listing's own fd among them)
+    return pairs
 
 
 class _ErrorCollector(logging.Handler):
@@ -197,10 +227,8 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         time.sleep(0.01)
     if extra_threads:
         problems.append(f"threads left running: {[t.name for t in extra_threads]!r}")
-    live_extra = {fd: _fd_target(fd) for fd in extra_fds}
-    live_extra = {fd: target for fd, target in live_extra.items() if target != "?"}
-    if live_extra:
-        problems.append(f"fds left open: {live_extra!r}")
+    if extra_fds:
+        problems.append(f"fds left open: {dict(sorted(extra_fds))!r}")
     owns_log = "caplog" in request.fixturenames or request.node.get_closest_marker("reactor_errors_ok")
     if collector.records and not owns_log:
         messages = [r.getMessage().splitlines()[0] for r in collector.records]
