@@ -21,7 +21,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from .defer import Deferred, Failure, gather, get_debugging, maybe_deferred, set_debugging
 from .coroutines import ensure_deferred
@@ -119,7 +119,10 @@ class Reactor:
         self._thread_pool_size = thread_pool_size
         self._pool: ThreadPool | None = None
         self._shutdown_hooks: list[tuple[Callable[..., Any], tuple]] = []
-        self._thread_id = threading.get_ident()
+        # The thread running the loop, recorded by the first pass; until then
+        # the thread that made the reactor counts as its thread.
+        self._thread_id: int | None = None
+        self._creator_id = threading.get_ident()
         self._stopping = False
         self._shutting_down = False
         self._closed = False
@@ -191,7 +194,8 @@ class Reactor:
 
     def in_reactor_thread(self) -> bool:
         """True in the thread that runs the loop (until then, the one that made the reactor)."""
-        return self._thread_id == threading.get_ident()
+        tid = self._thread_id
+        return (self._creator_id if tid is None else tid) == threading.get_ident()
 
     # -- descriptors ------------------------------------------------------
 
@@ -280,12 +284,13 @@ class Reactor:
 
     # -- the loop ---------------------------------------------------------
 
-    def iterate(self, timeout: float = 0.0) -> None:
+    def iterate(self, timeout: float | None = 0.0) -> None:
         """Run one pass, waiting at most ``timeout`` seconds for I/O or a timer."""
         self._check_open()
         self._thread_id = threading.get_ident()
         # A deadline computed a little late is negative: poll, do not wait.
-        self._run_once(min(max(timeout, 0.0), MAX_POLL_TIMEOUT))
+        # None waits for the next event however long that takes.
+        self._run_once(None if timeout is None else min(max(timeout, 0.0), MAX_POLL_TIMEOUT))
 
     def _run_once(self, max_timeout: float | None) -> None:
         """Run one pass: poll, dispatch I/O, run due timers, run ready calls.
@@ -318,7 +323,7 @@ class Reactor:
         # Timers due now, not ones scheduled during this pass, run in step 3.
         now = time.monotonic()
         if self.debug:
-            self._dispatch_debug(events, timers.pop_due(now) if heap and heap[0][0] <= now else (), ntodo)
+            self._dispatch_debug(events, timers.pop_due(now) if heap and heap[0][0] <= now else [], ntodo)
             return
         # 2. Dispatch I/O: on_read/on_write directly, under one guard each.
         if events:
@@ -377,7 +382,7 @@ class Reactor:
             except Exception:
                 log.exception("Unhandled error in call %r", call)
 
-    def _dispatch_debug(self, events: list[tuple[int, int]], due: Iterable[DelayedCall], ntodo: int) -> None:
+    def _dispatch_debug(self, events: list[tuple[int, int]], due: list[DelayedCall], ntodo: int) -> None:
         """Steps 2 to 4 of a pass, timing every callback (debug mode)."""
         read_mask = self._mux.READ_MASK
         write_mask = self._mux.WRITE_MASK
@@ -394,7 +399,12 @@ class Reactor:
             if call._entry is QUEUED:
                 call._entry = None
                 call.called = True
-                self._timed(call.func, call.args, call.kwargs, None)
+                try:
+                    self._timed(call.func, call.args, call.kwargs, None)
+                except BaseException:
+                    # As in _run_once: the other due timers must still run later.
+                    self._timers.requeue(due[due.index(call) + 1:])
+                    raise
         ready = self._ready
         while ntodo and ready:
             ntodo -= 1
@@ -466,10 +476,13 @@ class Reactor:
             raise ReactorAlreadyRunning("the reactor is already running")
         d = ensure_deferred(awaitable)
         box: list[Any] = []
+        # Cleared when this call returns, so that a result arriving later
+        # (this call was interrupted) cannot stop some later run().
+        waiting = [True]
 
         def finished(result: Any) -> None:
             box.append(result)
-            if self.running:
+            if waiting[0] and self.running:
                 self._stopping = True
                 self._poke_multiplexer()
 
@@ -481,6 +494,7 @@ class Reactor:
                 while not self._stopping:
                     run_once(None)
             finally:
+                waiting[0] = False
                 self._stop_running()
         if not box:
             raise RuntimeError("the reactor was stopped before run_until_complete's awaitable had a result")

@@ -125,7 +125,15 @@ class Listener:
         if protocol is None:
             conn.close()
             return
-        Connection(self.reactor, conn, protocol).start()
+        try:
+            transport = Connection(self.reactor, conn, protocol)
+            self.reactor.add_reader(transport)
+        except (OSError, ValueError) as exc:
+            # select() cannot watch fds >= FD_SETSIZE, for one.
+            log.error("cannot serve a connection on %s: %s; dropping it", self.get_host(), exc)
+            conn.close()
+            return
+        transport.start()
 
     def _resume(self) -> None:
         self._resume_call = None
@@ -171,7 +179,7 @@ def _bind_listen(family: int, address: Any, backlog: int, *, reuse_port: bool = 
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
-            # "::" means IPv6 only here; listen on "" for both families.
+            # "::" means IPv6 only here (listen on "" for IPv4, "::" for IPv6).
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
         sock.listen(backlog)

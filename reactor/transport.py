@@ -379,12 +379,14 @@ class Connection:
             return None
 
     def set_tcp_nodelay(self, enabled: bool) -> None:
-        """Send small writes at once (TCP_NODELAY; on by default)."""
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(enabled))
+        """Send small writes at once (TCP_NODELAY; on by default); does nothing on UNIX sockets."""
+        if self.socket.family != socket.AF_UNIX:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(enabled))
 
     def set_tcp_keepalive(self, enabled: bool) -> None:
-        """Probe an idle connection so a dead peer is noticed (SO_KEEPALIVE)."""
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
+        """Probe an idle connection so a dead peer is noticed (SO_KEEPALIVE); does nothing on UNIX sockets."""
+        if self.socket.family != socket.AF_UNIX:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """asyncio-style access to ``socket``, ``peername`` and ``sockname``."""

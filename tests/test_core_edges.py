@@ -252,7 +252,7 @@ def test_timers_due_with_one_that_exits_still_run_later(reactor):
         survivor.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the debug-mode pass (_dispatch_debug) still drops due timers after one raising SystemExit")
+# Regression: the debug-mode pass (_dispatch_debug) still drops due timers after one raising SystemExit (fixed).
 def test_timers_due_with_one_that_exits_still_run_later_in_debug_mode():
     with Reactor("select", debug=True) as r:
         ran = []
@@ -457,7 +457,7 @@ def test_stop_during_run_until_complete_raises_a_clear_error(reactor):
     assert not reactor.running
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: run_until_complete interrupted by stop() leaves its callback on the Deferred; firing later stops an unrelated run()")
+# Regression: run_until_complete interrupted by stop() leaves its callback on the Deferred; firing later stops an unrelated run() (fixed).
 def test_an_interrupted_run_until_complete_does_not_stop_a_later_run(reactor):
     d = Deferred()
     reactor.call_later(0.01, reactor.stop)
@@ -598,7 +598,7 @@ def test_a_wake_racing_with_the_drain_is_not_lost(reactor, monkeypatch):
         timer.join()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _thread_id now starts as the creating thread, so blocking_call_from_thread from it races the reactor thread's start and may raise 'own thread'")
+# Regression: _thread_id now starts as the creating thread, so blocking_call_from_thread from it races the reactor thread's start and may raise 'own thread' (fixed).
 def test_blocking_call_from_the_creating_thread_while_the_reactor_thread_starts(reactor):
     from reactor.threads import blocking_call_from_thread
 
