@@ -289,9 +289,9 @@ class AsyncioMultiplexer:
             # The reactor's work is due while it waits in poll(): wake it.
             self.loop.stop()
             return
-        reactor = self._reactor
-        if self._closed or reactor._closed:
+        if self._closed:  # pragma: no cover - close() disarms first, and asyncio skips cancelled handles
             return
+        reactor = self._reactor
         self._serving = True
         try:
             reactor.iterate(0.0)

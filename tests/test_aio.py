@@ -172,6 +172,39 @@ def test_a_failed_register_leaves_nothing_behind():
         r.close()
 
 
+def test_multiplexer_edges_closed_fds_and_double_close():
+    r = Reactor("asyncio")
+    mux = r._mux
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    mux.register(fd, READ | WRITE)
+    a.close()
+    # Removing the reader first makes asyncio modify a closed fd, which fails;
+    # unregister swallows that, and the selector has dropped the fd anyway.
+    mux.unregister(fd)
+    assert not registered(mux.loop, fd)
+    with pytest.raises(OSError):
+        mux.register(fd, READ)  # a closed fd cannot be watched, and nothing is left behind
+    assert mux.statistics()["registered"] == 1
+    b.close()
+    r.close()
+    mux.close()  # twice is once
+
+
+def test_close_removes_descriptors_still_registered():
+    loop = asyncio.new_event_loop()
+    a, b = socket.socketpair()
+    try:
+        r = Reactor("asyncio", loop=loop)
+        r.add_reader(Descriptor(a))
+        r.close()
+        assert not registered(loop, a.fileno())
+    finally:
+        a.close()
+        b.close()
+        loop.close()
+
+
 def test_unregister_after_the_fd_was_closed():
     r = Reactor("asyncio")
     a, b = socket.socketpair()
@@ -229,6 +262,12 @@ def test_asyncio_code_scheduling_reactor_work_wakes_a_driven_poll():
             r.iterate(5.0)
         assert time.monotonic() - start < 1.0
         assert ran == ["soon", "later"]
+        # A far timer set by asyncio code during a poll stays armed across it.
+        far = []
+        loop.call_soon(lambda: far.append(r.call_later(10, ran.append, "far")))
+        r.iterate(0.01)
+        assert r._mux.statistics()["armed"]
+        far[0].cancel()
     finally:
         r.close()
 

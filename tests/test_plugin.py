@@ -15,16 +15,28 @@ ROOT = Path(reactor.__file__).resolve().parent.parent
 N = len(multiplexer_names())
 
 
+# "no:pyreactor": where the package is installed, its entry point would load
+# the plugin a second time under another name.
+PLUGIN_ARGS = ("-p", "no:pyreactor", "-p", "reactor.pytest_plugin", "-p", "no:cacheprovider", "-q")
+
+
 @pytest.fixture
 def run(pytester, monkeypatch):
-    """Run pytest on the files written to ``pytester`` in a child process, with our plugin loaded once."""
+    """Run pytest on the files written to ``pytester`` in a child process (for tests that leak on purpose)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 
     def run(*args):
-        # "no:pyreactor": where the package is installed its entry point would
-        # load the plugin a second time under another name.
-        return pytester.runpytest_subprocess(
-            "-p", "no:pyreactor", "-p", "reactor.pytest_plugin", "-p", "no:cacheprovider", "-q", *args, timeout=120)
+        return pytester.runpytest_subprocess(*PLUGIN_ARGS, *args, timeout=120)
+
+    return run
+
+
+@pytest.fixture
+def run_here(pytester):
+    """Run pytest on the files written to ``pytester`` in this process (their leaks stay on the reactor)."""
+
+    def run(*args):
+        return pytester.runpytest_inprocess(*PLUGIN_ARGS, *args)
 
     return run
 
@@ -43,8 +55,6 @@ import threading
 import socket
 
 import pytest
-
-LEFT = []
 
 
 class LeftBehind:
@@ -78,9 +88,9 @@ def test_timer_left(reactor):
     reactor.call_later(60, forgotten_timer)
 
 
-def test_descriptor_left(reactor):
+def test_descriptor_left(reactor, request):
     a, b = socket.socketpair()
-    LEFT.append(b)
+    request.addfinalizer(b.close)
     reactor.add_reader(LeftBehind(a))
 
 
@@ -102,9 +112,9 @@ def test_tidy(reactor):
 '''
 
 
-def test_dirty_reactor_check_names_each_kind_of_leak(run, pytester):
+def test_dirty_reactor_check_names_each_kind_of_leak(run_here, pytester):
     pytester.makepyfile(test_dirty=DIRTY)
-    result = run()
+    result = run_here()
     result.assert_outcomes(passed=5 * N, errors=4 * N)
     for name in multiplexer_names():
         timer = failure_text(result, f"test_timer_left[{name}]")
@@ -130,9 +140,9 @@ def test_task_left(reactor):
 '''
 
 
-def test_dirty_reactor_check_names_asyncio_tasks_left_on_its_own_loop(run, pytester):
+def test_dirty_reactor_check_names_asyncio_tasks_left_on_its_own_loop(run_here, pytester):
     pytester.makepyfile(test_task=ASYNCIO_TASK)
-    result = run("-k", "asyncio")
+    result = run_here("-k", "asyncio")
     result.assert_outcomes(passed=1, errors=1)
     assert "asyncio tasks still pending on the reactor's loop: [<Task pending name=" in result.stdout.str()
     assert "Task was destroyed but it is pending" not in result.stdout.str() + result.stderr.str()
@@ -198,10 +208,10 @@ async def test_hangs_until_the_ini_timeout():
 '''
 
 
-def test_async_and_inline_callbacks_tests_run_with_a_timeout(run, pytester):
+def test_async_and_inline_callbacks_tests_run_with_a_timeout(run_here, pytester):
     pytester.makepyfile(test_async=ASYNC_TESTS)
     pytester.makeini("[pytest]\nreactor_timeout = 0.5\n")
-    result = run("-p", "no:randomly", "--durations=0", "--durations-min=0.2")
+    result = run_here("--durations=0", "--durations-min=0.2")
     result.assert_outcomes(passed=3 * N + 2, failed=3 * N + 1)
     out = result.stdout.str()
     for name in multiplexer_names():

@@ -9,7 +9,7 @@ import pytest
 
 from reactor import CancelledError, Deferred, Reactor
 from reactor.errors import ReactorClosed
-from reactor.threads import ThreadPool, blocking_call_from_thread
+from reactor.threads import ThreadPool, _Wait, blocking_call_from_thread
 from support import run_until
 
 
@@ -328,3 +328,18 @@ def test_a_worker_of_another_pool_may_wait(reactor):
             assert other.run_until_complete(d) == 7
         finally:
             other.close()
+
+
+def test_blocking_call_from_a_plain_thread_while_the_reactor_has_a_pool(reactor):
+    with running_in_thread(reactor):
+        assert blocking_call_from_thread(reactor, reactor.defer_to_thread, lambda: "via the pool") == "via the pool"
+        # The pool exists now; this thread is not one of its workers.
+        assert reactor._pool is not None
+        assert blocking_call_from_thread(reactor, lambda: 5) == 5
+
+
+def test_a_result_that_arrived_wins_over_a_late_give_up():
+    wait = _Wait()
+    wait.finish("arrived")
+    wait.give_up(TimeoutError("too late"))
+    assert wait.result == "arrived" and not wait.abandoned
