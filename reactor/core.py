@@ -99,6 +99,8 @@ class Reactor:
     shutdown_timeout = 30.0
 
     def __init__(self, multiplexer: str | None = None, *, thread_pool_size: int = 10, debug: bool | None = None, loop: Any = None) -> None:
+        # Any: the multiplexers share an interface, not a base class.
+        self._mux: Any
         if multiplexer == "asyncio":
             from .aio import AsyncioMultiplexer
 
