@@ -17,6 +17,8 @@ N = len(multiplexer_names())
 
 # "no:pyreactor": where the package is installed, its entry point would load
 # the plugin a second time under another name.
+# The inner test files are named test_inner_*: an in-process run must not
+# meet a module of the same name that the outer run imported already.
 PLUGIN_ARGS = ("-p", "no:pyreactor", "-p", "reactor.pytest_plugin", "-p", "no:cacheprovider", "-q")
 
 
@@ -113,7 +115,7 @@ def test_tidy(reactor):
 
 
 def test_dirty_reactor_check_names_each_kind_of_leak(run_here, pytester):
-    pytester.makepyfile(test_dirty=DIRTY)
+    pytester.makepyfile(test_inner_dirty=DIRTY)
     result = run_here()
     result.assert_outcomes(passed=5 * N, errors=4 * N)
     for name in multiplexer_names():
@@ -141,7 +143,7 @@ def test_task_left(reactor):
 
 
 def test_dirty_reactor_check_names_asyncio_tasks_left_on_its_own_loop(run_here, pytester):
-    pytester.makepyfile(test_task=ASYNCIO_TASK)
+    pytester.makepyfile(test_inner_loop_task=ASYNCIO_TASK)
     result = run_here("-k", "asyncio")
     result.assert_outcomes(passed=1, errors=1)
     assert "asyncio tasks still pending on the reactor's loop: [<Task pending name=" in result.stdout.str()
@@ -209,7 +211,7 @@ async def test_hangs_until_the_ini_timeout():
 
 
 def test_async_and_inline_callbacks_tests_run_with_a_timeout(run_here, pytester):
-    pytester.makepyfile(test_async=ASYNC_TESTS)
+    pytester.makepyfile(test_inner_async=ASYNC_TESTS)
     pytester.makeini("[pytest]\nreactor_timeout = 0.5\n")
     result = run_here("--durations=0", "--durations-min=0.2")
     result.assert_outcomes(passed=3 * N + 2, failed=3 * N + 1)
@@ -285,7 +287,7 @@ def test_short_lived_thread_and_fd_are_fine():
 
 
 def test_no_leaks_catches_fds_threads_and_unexpected_errors(run, pytester):
-    pytester.makepyfile(test_leaks=NO_LEAKS)
+    pytester.makepyfile(test_inner_leaks=NO_LEAKS)
     result = run()
     result.assert_outcomes(passed=9, errors=5)
     assert re.search(r"fds left open: \{'\d+': 'socket:\[\d+\]'\}", failure_text(result, "test_fd_leak"))
