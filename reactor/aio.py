@@ -37,8 +37,10 @@ Some facts about asyncio that shape the rest:
   therefore tells its multiplexer, through the optional ``work_added(when)``
   hook, whenever it schedules something; the multiplexer re-arms if that is
   earlier than what is armed. Inside a pass the hook does nothing: the pass
-  re-arms when it ends. ``call_from_thread`` needs no hook: it writes to the
-  reactor's wake-up fd, which is an asyncio reader like any other.
+  re-arms when it ends. ``run_until_complete`` and the wait for shutdown
+  hooks poke the same hook when their Deferred fires, since asyncio code can
+  fire it while ``poll`` runs the loop. ``call_from_thread`` needs no hook:
+  it writes to the reactor's wake-up fd, an asyncio reader like any other.
   (One gap: ``DelayedCall.reset``/``delay`` called from asyncio code outside
   a pass are not seen until the next pass, so a timer moved *earlier* that
   way may run late, at its old time.)
@@ -56,6 +58,10 @@ Some facts about asyncio that shape the rest:
 - Time: the reactor's clock is ``time.monotonic()``; asyncio's is
   ``loop.time()``, which may differ (other loop implementations), so only
   delays cross between them.
+
+- Cost: a driven pass enters and leaves ``run_forever()`` and moves the
+  armed timer, a few microseconds more than an epoll pass (about 6 against
+  1.7 on the development machine). Asyncio underneath is for sharing a loop.
 
 When the asyncio loop runs (embedded), the reactor's ``running`` stays False
 and ``stop()``/shutdown hooks do not apply: ``Reactor.close()`` ends it, and
