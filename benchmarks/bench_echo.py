@@ -54,6 +54,16 @@ def _loadgen() -> list[str]:
     return [sys.executable, os.path.join(HERE, "loadgen.py")]
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    """Close the server's stdin (its signal to exit) and wait for it; kill it if it hangs."""
+    server.stdin.close()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def implementations() -> list[str]:
     """The servers that can run here."""
     names = ["epoll-minimal", "pyreactor", "pyreactor-streams", "asyncio", "asyncio-streams"]
@@ -79,12 +89,7 @@ def measure(impl: str, conns: int, seconds: float, loadgen: list[str] | None = N
         )
         after = _cpu_seconds(server.pid)
     finally:
-        server.stdin.close()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
     requests = int(out.stdout.split()[0])
     return requests / seconds, (after - before) / max(requests, 1) * 1e6
 

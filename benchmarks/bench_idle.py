@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_echo import _pin  # noqa: E402
+from bench_echo import _pin, stop_server  # noqa: E402
 
 HOLDER = """
 import socket, sys
@@ -86,12 +86,7 @@ def measure(impl: str, conns: int) -> float:
         if holder is not None:
             holder.stdin.close()
             holder.wait(timeout=30)
-        server.stdin.close()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 def main() -> None:

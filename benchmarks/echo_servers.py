@@ -25,6 +25,19 @@ def _exit_when_stdin_closes(stop) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+async def echo_handler(reader, writer) -> None:
+    """The streams-style echo, the same text for pyreactor and asyncio streams."""
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+    except ConnectionError:
+        pass  # The load generator resets its connections when it is done.
+    writer.close()
+
+
 def serve_pyreactor(multiplexer: str | None = None) -> None:
     from protocols import Factory, Protocol
     from reactor import Reactor
@@ -44,19 +57,9 @@ def serve_pyreactor_streams() -> None:
     from protocols.streams import start_server
     from reactor import Reactor
 
-    async def handler(reader, writer) -> None:
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                writer.write(data)
-        except ConnectionError:
-            pass  # The load generator resets its connections when it is done.
-        writer.close()
 
     reactor = Reactor()
-    listener = reactor.run_until_complete(start_server(reactor, handler, 0, interface="127.0.0.1"))
+    listener = reactor.run_until_complete(start_server(reactor, echo_handler, 0, interface="127.0.0.1"))
     print(listener.port, flush=True)
     _exit_when_stdin_closes(lambda: reactor.call_from_thread(reactor.stop))
     reactor.run()
@@ -88,19 +91,9 @@ def _serve_asyncio(use_uvloop: bool, streams: bool, stock: bool = False) -> None
         def data_received(self, data: bytes) -> None:
             self.transport.write(data)
 
-    async def handler(reader, writer) -> None:
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                writer.write(data)
-        except ConnectionError:
-            pass  # The load generator resets its connections when it is done.
-        writer.close()
 
     if streams:
-        server = loop.run_until_complete(asyncio.start_server(handler, "127.0.0.1", 0))
+        server = loop.run_until_complete(asyncio.start_server(echo_handler, "127.0.0.1", 0))
     else:
         server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", 0))
     print(server.sockets[0].getsockname()[1], flush=True)

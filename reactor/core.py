@@ -203,35 +203,34 @@ class Reactor:
 
     def add_reader(self, descriptor: Any) -> None:
         """Call ``descriptor.on_read()`` whenever its fd is readable."""
-        fd = descriptor.fileno()
-        if self._readers.get(fd) is descriptor:
-            return
-        self._update(fd, READ | (WRITE if fd in self._writers else 0), fd in self._readers or fd in self._writers)
-        self._readers[fd] = descriptor
+        self._watch(descriptor, self._readers, self._writers, READ, WRITE)
 
     def add_writer(self, descriptor: Any) -> None:
         """Call ``descriptor.on_write()`` whenever its fd is writable."""
-        fd = descriptor.fileno()
-        if self._writers.get(fd) is descriptor:
-            return
-        self._update(fd, WRITE | (READ if fd in self._readers else 0), fd in self._readers or fd in self._writers)
-        self._writers[fd] = descriptor
+        self._watch(descriptor, self._writers, self._readers, WRITE, READ)
 
     def remove_reader(self, descriptor: Any) -> None:
         """Stop calling ``descriptor.on_read()``; does nothing if it was not a reader."""
-        fd = self._fd_of(descriptor, self._readers)
-        if fd is None:
-            return
-        self._narrow(fd, WRITE if fd in self._writers else 0)
-        del self._readers[fd]
+        self._unwatch(descriptor, self._readers, self._writers, WRITE)
 
     def remove_writer(self, descriptor: Any) -> None:
         """Stop calling ``descriptor.on_write()``; does nothing if it was not a writer."""
-        fd = self._fd_of(descriptor, self._writers)
+        self._unwatch(descriptor, self._writers, self._readers, READ)
+
+    def _watch(self, descriptor: Any, table: dict[int, Any], other: dict[int, Any], event: int, other_event: int) -> None:
+        fd = descriptor.fileno()
+        if table.get(fd) is descriptor:
+            return
+        self._update(fd, event | (other_event if fd in other else 0), fd in table or fd in other)
+        # Only after the multiplexer took it (see multiplexers.py).
+        table[fd] = descriptor
+
+    def _unwatch(self, descriptor: Any, table: dict[int, Any], other: dict[int, Any], other_event: int) -> None:
+        fd = self._fd_of(descriptor, table)
         if fd is None:
             return
-        self._narrow(fd, READ if fd in self._readers else 0)
-        del self._writers[fd]
+        self._narrow(fd, other_event if fd in other else 0)
+        del table[fd]
 
     def remove_all(self) -> list[Any]:
         """Remove every user descriptor and return them."""

@@ -31,6 +31,29 @@ def has_ipv6() -> bool:
         return False
 
 
+class SocketDescriptor:
+    """A raw descriptor over one end of a socketpair, recording what it sees."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+        self.received = bytearray()
+        self.writes = 0
+        self.closed_with = None
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def on_read(self) -> None:
+        self.received += self.sock.recv(65536)
+
+    def on_write(self) -> None:
+        self.writes += 1
+
+    def on_close(self, reason) -> None:
+        self.closed_with = reason
+
+
 class Endpoints:
     """Listen and connect over one kind of stream socket: tcp4, tcp6 or unix."""
 

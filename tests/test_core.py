@@ -15,38 +15,7 @@ import pytest
 from reactor import Deferred, Reactor, react
 from reactor.errors import ReactorAlreadyRunning, ReactorClosed, ReactorNotRunning
 from reactor.multiplexers import available, make_multiplexer
-
-
-def run_until(reactor, predicate, timeout=5.0):
-    """Iterate until ``predicate()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        reactor.iterate(0.01)
-
-
-class SocketDescriptor:
-    """A raw descriptor over one end of a socketpair, recording what it sees."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        sock.setblocking(False)
-        self.received = bytearray()
-        self.writes = 0
-        self.closed_with = None
-
-    def fileno(self):
-        return self.sock.fileno()
-
-    def on_read(self):
-        self.received += self.sock.recv(65536)
-
-    def on_write(self):
-        self.writes += 1
-
-    def on_close(self, reason):
-        self.closed_with = reason
+from support import SocketDescriptor, run_until
 
 
 # -- timers and ready calls --------------------------------------------------

@@ -17,35 +17,15 @@ import pytest
 
 from reactor import Deferred, Reactor, react, succeed
 from reactor.errors import ReactorAlreadyRunning, ReactorClosed
-from support import run_until
+from support import SocketDescriptor, run_until
 
 
-def xfail_on(request, reactor, names, reason):
-    """Mark the running test as a strict expected failure on the multiplexers in ``names``."""
-    if reactor.multiplexer in names:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-class Pair:
+class Pair(SocketDescriptor):
     """A descriptor over one end of a socketpair; the test drives the other end."""
 
     def __init__(self):
-        self.sock, self.peer = socket.socketpair()
-        self.sock.setblocking(False)
-        self.received = bytearray()
-        self.closed_with = None
-
-    def fileno(self):
-        return self.sock.fileno()
-
-    def on_read(self):
-        self.received += self.sock.recv(65536)
-
-    def on_write(self):
-        pass
-
-    def on_close(self, reason):
-        self.closed_with = reason
+        sock, self.peer = socket.socketpair()
+        super().__init__(sock)
 
     def close(self):
         self.sock.close()
@@ -651,7 +631,7 @@ def test_call_from_thread_after_close_does_not_write_into_a_reused_fd():
 # -- odd timeouts and delays -------------------------------------------------------------
 
 
-def test_negative_iterate_timeout_polls_without_waiting(reactor, pair, request):
+def test_negative_iterate_timeout_polls_without_waiting(reactor, pair):
     # Regression: select rejects a negative timeout and the pass reports no I/O (fixed).
     # Regression: a negative timeout reaches poll/epoll as 'wait forever' (fixed).
     # deadline - now, computed a little late, is negative: one pass, no waiting.
@@ -674,7 +654,7 @@ def test_negative_iterate_timeout_polls_without_waiting(reactor, pair, request):
 
 
 @pytest.mark.parametrize("delay", [30 * 86400, math.inf], ids=["30-days", "inf"])
-def test_a_far_away_timer_does_not_break_run(reactor, request, delay):
+def test_a_far_away_timer_does_not_break_run(reactor, delay):
     # Regression: an infinite delay, or one over ~24.8 days, overflowed the poll timeout (fixed).
     far = reactor.call_later(delay, pytest.fail, "far timer fired")
 
