@@ -118,3 +118,13 @@ def test_chat_without_demo_prints_usage_and_rejects_unknown_styles():
         cwd=ROOT, capture_output=True, text=True, timeout=30,
     )
     assert bad.returncode == 2 and "fibers" in bad.stderr
+
+
+def test_the_readme_example_runs_and_prints_the_echo():
+    readme = (Path(ROOT) / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "b'hello, reactor\\n'"
