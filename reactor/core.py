@@ -639,6 +639,30 @@ class Reactor:
 
         return connect_unix(self, path, factory, timeout=timeout)
 
+    def listen_udp(self, port: int, protocol: Any, *, interface: str = "") -> Any:
+        """Bind a UDP port for a DatagramProtocol; returns the datagram transport."""
+        from .udp import listen_udp
+
+        return listen_udp(self, port, protocol, interface=interface)
+
+    def listen_ssl(self, port: int, factory: Any, context: Any, *, interface: str = "", backlog: int = 1024) -> Any:
+        """Listen on a TCP port with TLS (an ``ssl.SSLContext``); returns a Listener."""
+        from .tls import listen_ssl
+
+        return listen_ssl(self, port, factory, context, interface=interface, backlog=backlog)
+
+    def connect_ssl(self, host: str, port: int, factory: Any, context: Any, *, timeout: float = 30.0, server_hostname: str | None = None) -> Any:
+        """Connect with TLS (an ``ssl.SSLContext``); returns a Connector."""
+        from .tls import connect_ssl
+
+        return connect_ssl(self, host, port, factory, context, timeout=timeout, server_hostname=server_hostname)
+
+    def spawn_process(self, protocol: Any, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None) -> Any:
+        """Start a child process wired to a ProcessProtocol; returns the process transport."""
+        from .process import spawn_process
+
+        return spawn_process(self, protocol, argv, env=env, cwd=cwd)
+
 
 def _describe(func: Callable[..., Any]) -> str:
     name = getattr(func, "__qualname__", None)
