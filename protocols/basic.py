@@ -241,6 +241,20 @@ class LineReceiver(Protocol):
         _give_up(self, f"line of {len(line)}+ bytes exceeds MAX_LENGTH={self.MAX_LENGTH}")
 
 
+def _feed(proto: Any, data: bytes) -> None:
+    """Append ``data`` to a length-prefixed framer's buffer and parse once a frame can be complete."""
+    buf = proto._buffer
+    if buf is None:
+        proto._buffer = bytearray(data)
+    else:
+        buf += data
+        # Bytes trickling into a frame: nothing to do until it is complete.
+        if len(buf) < proto._need:
+            return
+    if not proto._busy:
+        _drain(proto)
+
+
 def _bad_length_field(field: bytearray) -> bool:
     # Decimal digits without leading zeros, so that every string has one encoding.
     return not field.isdigit() or (field[0] == 0x30 and len(field) > 1)
@@ -260,16 +274,7 @@ class NetstringReceiver(Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Buffer ``data`` and deliver every complete netstring in it."""
-        buf = self._buffer
-        if buf is None:
-            self._buffer = bytearray(data)
-        else:
-            buf += data
-            # Bytes trickling into a frame: nothing to do until it is complete.
-            if len(buf) < self._need:
-                return
-        if not self._busy:
-            _drain(self)
+        _feed(self, data)
 
     def _parse(self, buf: bytearray) -> None:
         transport = self.transport
@@ -356,16 +361,7 @@ class Int32StringReceiver(Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Buffer ``data`` and deliver every complete string in it."""
-        buf = self._buffer
-        if buf is None:
-            self._buffer = bytearray(data)
-        else:
-            buf += data
-            # Bytes trickling into a frame: nothing to do until it is complete.
-            if len(buf) < self._need:
-                return
-        if not self._busy:
-            _drain(self)
+        _feed(self, data)
 
     def _parse(self, buf: bytearray) -> None:
         transport = self.transport
