@@ -99,3 +99,26 @@ class NotConnectingError(ReactorError, RuntimeError):
 
 class DirtyReactorError(ReactorError, AssertionError):
     """A test left descriptors, timers or threads behind on its reactor."""
+
+
+class ProcessDone(ReactorError):
+    """The child exited with status 0."""
+
+    exit_code: int | None = 0
+    signal: int | None = None
+
+
+class ProcessTerminated(ReactorError):
+    """The child exited with a non-zero status (``exit_code``) or was killed by ``signal``."""
+
+    def __init__(self, exit_code: int | None = None, signal: int | None = None) -> None:
+        if signal is not None:
+            message = f"process killed by signal {signal}"
+        else:
+            message = f"process exited with status {exit_code}"
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.signal = signal
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.exit_code, self.signal)

@@ -37,7 +37,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .defer import Failure
-from .errors import ReactorError
+from .errors import ProcessDone, ProcessTerminated
 
 if TYPE_CHECKING:
     from .core import Reactor
@@ -49,28 +49,6 @@ READ_SIZE = 65536
 POLL_INTERVAL = 0.05
 
 
-# TODO: move both to reactor/errors.py (not this module's file to edit yet).
-class ProcessDone(ReactorError):
-    """The child exited with status 0."""
-
-    exit_code: int | None = 0
-    signal: int | None = None
-
-
-class ProcessTerminated(ReactorError):
-    """The child exited with a non-zero status (``exit_code``) or was killed by ``signal``."""
-
-    def __init__(self, exit_code: int | None = None, signal: int | None = None) -> None:
-        if signal is not None:
-            message = f"process killed by signal {signal}"
-        else:
-            message = f"process exited with status {exit_code}"
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.signal = signal
-
-    def __reduce__(self) -> Any:
-        return type(self), (self.exit_code, self.signal)
 
 
 def _exit_reason(returncode: int) -> Failure:

@@ -11,7 +11,7 @@ import pytest
 from protocols import ProcessProtocol
 from reactor import process as process_module
 from reactor.errors import ReactorError
-from reactor.process import ProcessDone, ProcessTerminated
+from reactor.errors import ProcessDone, ProcessTerminated
 from support import run_until
 
 PY = sys.executable
