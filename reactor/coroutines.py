@@ -35,7 +35,7 @@ from collections.abc import Coroutine
 from types import CoroutineType, GeneratorType, MethodType
 from typing import Any, Callable, Generator, TypeVar, cast
 
-from .defer import _BUSY, _KEEP_WAITING, Deferred, Failure
+from .defer import _BUSY, _KEEP_WAITING, Deferred, Failure, _resume_hook
 
 __all__ = ["ensure_deferred", "inline_callbacks"]
 
@@ -168,6 +168,9 @@ class _Driver:
         # The coroutine caught the CancelledError (or the Deferred it waits
         # on ignored the cancel): its Deferred fires when the coroutine ends.
         return _KEEP_WAITING
+
+
+_resume_hook[0] = _Driver._resume
 
 
 def _is_awaitable(x: Any) -> bool:

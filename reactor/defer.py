@@ -58,7 +58,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import deque
-from types import CoroutineType, GeneratorType
+from types import CoroutineType, GeneratorType, MethodType
 from typing import Any, Callable, Generator, Generic, Iterable, Iterator, NoReturn, TypeVar
 
 from .errors import AlreadyCalledError, CancelledError, FailureGroup, FirstError
@@ -83,6 +83,11 @@ __all__ = [
 T = TypeVar("T")
 
 _new = object.__new__
+
+# The coroutine driver's resume function, filled in by reactor.coroutines
+# (which imports this module, so it cannot be imported here); Deferred.callback
+# hands results straight to it. A one-element list, not a rebound global.
+_resume_hook: list[Any] = [None]
 
 # Whether new Deferreds record where they were made; see set_debugging().
 _debugging = False
@@ -281,12 +286,29 @@ class Deferred(Generic[T]):
         if type(result) is Deferred:
             raise TypeError("callback() takes a result, not a Deferred; use chain_deferred() to link them")
         self.called = True
-        self.result = result
         self._canceller = None
-        if self._callbacks is not None:
-            self._run_callbacks()
-        elif type(result) is Failure:
-            _hold(self, result)
+        cbs = self._callbacks
+        if cbs is None:
+            self.result = result
+            if type(result) is Failure:
+                _hold(self, result)
+            return
+        if len(cbs) == 1 and self._iter is None and not self.paused and type(result) is not Failure:
+            fn = cbs[0][0]
+            if type(fn) is MethodType and fn.__func__ is _resume_hook[0]:
+                # The only thing waiting is a coroutine driver (``await d``):
+                # hand it the result directly; the general runner would do the
+                # same with more steps. The driver takes the result over and
+                # returns None, as its callback would leave it.
+                self._callbacks = None
+                self.result = None
+                try:
+                    fn(result)
+                except BaseException:
+                    _hold(self, Failure())
+                return
+        self.result = result
+        self._run_callbacks()
 
     def errback(self, fail: Failure | BaseException | None = None) -> None:
         """Fire with a Failure (from an exception, a Failure, or None for the one being handled)."""

@@ -759,3 +759,20 @@ def test_cancel_of_a_parent_from_inside_its_running_child():
     box["parent"] = parent()
     gate.callback(None)
     failure_result_of(box["parent"], CancelledError)
+
+
+def test_firing_a_deferred_a_coroutine_awaits_hands_the_result_over():
+    d = Deferred()
+    seen = []
+
+    async def waiter():
+        value = await d
+        # The coroutine took the result over: later callbacks see None.
+        d.add_callback(seen.append)
+        return value * 2
+
+    out = ensure_deferred(waiter())
+    d.callback(21)
+    assert success_result_of(out) == 42
+    assert seen == [None]
+    assert d.called and d.result is None
