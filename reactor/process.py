@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .defer import Failure
 from .errors import ProcessDone, ProcessTerminated
+from .transport import as_bytes
 
 if TYPE_CHECKING:
     from .core import Reactor
@@ -201,12 +202,8 @@ class ProcessTransport:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` to the child's stdin without blocking; what the pipe refuses is buffered."""
-        if isinstance(data, str):
-            raise TypeError("write() takes bytes-like data, not str; encode it first")
-        try:
-            data = bytes(memoryview(data)) if type(data) is not bytes else data
-        except TypeError:
-            raise TypeError(f"write() takes bytes-like data, not {type(data).__name__}") from None
+        if type(data) is not bytes:
+            data = as_bytes(data)
         pipe = self._pipes[0]
         if pipe.closed or self._stdin_closing or not data:
             return  # After close_stdin(), writes go nowhere (as in Twisted).

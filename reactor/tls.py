@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .defer import Failure
 from .errors import ConnectionDone, ConnectionLost
 from .tcp import Connector, Listener, connect_tcp, listen_tcp
+from .transport import _lost, as_bytes
 
 if TYPE_CHECKING:
     from .core import Reactor
@@ -54,11 +55,6 @@ log = logging.getLogger("reactor")
 READ_SIZE = 65536
 
 
-def _tls_lost(exc: BaseException | None, message: str) -> Failure:
-    """A Failure of ConnectionLost with ``exc`` chained as its cause."""
-    err = ConnectionLost(message)
-    err.__cause__ = exc
-    return Failure(err)
 
 
 class _TLSProtocol:
@@ -131,14 +127,14 @@ class _TLSProtocol:
         """The TCP connection is gone: say why, in TLS terms, to the user's protocol."""
         self._lost = True
         if self._error is not None:
-            reason = _tls_lost(self._error, f"TLS error: {self._error}")
+            reason = _lost(self._error, f"TLS error: {self._error}")
         elif self._close_notify_seen and reason.check(ConnectionLost):
             # The peer closed cleanly and then closed its socket with our
             # close_notify (or a session ticket) unread, which resets the
             # connection: nothing was lost.
             reason = Failure(ConnectionDone("connection closed cleanly"))
         elif not self.handshaken and reason.check(ConnectionDone):
-            reason = _tls_lost(reason.value, "connection closed during the TLS handshake")
+            reason = _lost(reason.value, "connection closed during the TLS handshake")
         self.reason = reason
         if self.handshaken:
             self.protocol.connection_lost(reason)
@@ -243,12 +239,7 @@ class _TLSTransport:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt ``data`` and send it; raises TypeError for str, RuntimeError after write_eof()."""
         if type(data) is not bytes:
-            if isinstance(data, str):
-                raise TypeError("write() takes bytes-like data, not str; encode it first")
-            try:
-                data = bytes(memoryview(data))
-            except TypeError:
-                raise TypeError(f"write() takes bytes-like data, not {type(data).__name__}") from None
+            data = as_bytes(data)
         tls = self._tls
         if tls._closing or tls._lost:
             return  # After lose_connection() or a close, writes go nowhere (as for TCP).

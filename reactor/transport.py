@@ -48,6 +48,17 @@ MAX_IOV = 64
 _HANDLED_WRITE_ERRORS = (BlockingIOError, InterruptedError)
 
 
+def as_bytes(data: Any) -> bytes:
+    """``data`` as bytes for a transport's write(); TypeError for str and non-buffers."""
+    if isinstance(data, str):
+        raise TypeError("write() takes bytes-like data, not str; encode it first")
+    try:
+        # Mutable buffers are copied: the caller may change them after write().
+        return bytes(memoryview(data))
+    except TypeError:
+        raise TypeError(f"write() takes bytes-like data, not {type(data).__name__}") from None
+
+
 def _lost(exc: BaseException | None, message: str) -> Failure:
     """A Failure of ConnectionLost with ``exc`` chained as its cause."""
     err = ConnectionLost(message)
@@ -151,7 +162,7 @@ class Connection:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now if possible, buffering what the kernel does not take."""
         if type(data) is not bytes:
-            data = self._check_data(data)
+            data = as_bytes(data)
         if self._buffer or self._closing or self._eof_wanted:
             self._write_later(data)
             return
@@ -168,15 +179,6 @@ class Connection:
             self._buffered = len(data) - sent
             self.reactor.add_writer(self)
             self._check_high()
-
-    def _check_data(self, data: Any) -> bytes:
-        if isinstance(data, str):
-            raise TypeError("write() takes bytes-like data, not str; encode it first")
-        try:
-            # Mutable buffers are copied: the caller may change them after write().
-            return bytes(memoryview(data))
-        except TypeError:
-            raise TypeError(f"write() takes bytes-like data, not {type(data).__name__}") from None
 
     def _write_later(self, data: bytes) -> None:
         if self._closed or self._closing:

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from .address import Address
 from .defer import Failure
-from .errors import ConnectionDone, ConnectionLost
+from .errors import ConnectionDone
+from .transport import _lost, as_bytes
 
 if TYPE_CHECKING:
     from .core import Reactor
@@ -82,9 +83,7 @@ class DatagramTransport:
             self.protocol.connection_made(self)
         except Exception as exc:
             log.exception("Unhandled error in %r.connection_made; closing the transport", self.protocol)
-            err = ConnectionLost("protocol raised in connection_made")
-            err.__cause__ = exc
-            self._close(Failure(err))
+            self._close(_lost(exc, "protocol raised in connection_made"))
 
     # -- descriptor -------------------------------------------------------
 
@@ -133,16 +132,14 @@ class DatagramTransport:
 
     def on_close(self, reason: Failure) -> None:
         """The reactor dropped us after a callback raised: close, blaming that error."""
-        err = ConnectionLost(f"descriptor raised {reason.type.__name__}: {reason.value}")
-        err.__cause__ = reason.value
-        self._close(Failure(err))
+        self._close(_lost(reason.value, f"descriptor raised {reason.type.__name__}: {reason.value}"))
 
     # -- writing ----------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
         """Send one datagram to ``addr`` (or the connected peer); errors go to error_received."""
         if type(data) is not bytes:
-            data = _check_data(data)
+            data = as_bytes(data)
         if addr is not None and self._peer is not None and _to_address(addr) != self._peer:
             raise ValueError(f"transport is connected to {self._peer}; cannot send to {addr}")
         if addr is None and self._peer is None:
@@ -280,16 +277,6 @@ class DatagramTransport:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} fd={self._fd} {self._host.host}:{self._host.port} {state} protocol={type(self.protocol).__name__}>"
-
-
-def _check_data(data: Any) -> bytes:
-    if isinstance(data, str):
-        raise TypeError("write() takes bytes-like data, not str; encode it first")
-    try:
-        # Mutable buffers are copied: the caller may change them after write().
-        return bytes(memoryview(data))
-    except TypeError:
-        raise TypeError(f"write() takes bytes-like data, not {type(data).__name__}") from None
 
 
 def _to_address(raw: Any) -> Address:
