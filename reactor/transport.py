@@ -59,6 +59,16 @@ def as_bytes(data: Any) -> bytes:
         raise TypeError(f"write() takes bytes-like data, not {type(data).__name__}") from None
 
 
+def start_protocol(transport: Any) -> None:
+    """Register ``transport`` for reading and call connection_made; close it if that raises."""
+    transport.reactor.add_reader(transport)
+    try:
+        transport.protocol.connection_made(transport)
+    except Exception as exc:
+        log.exception("Unhandled error in %r.connection_made; closing the transport", transport.protocol)
+        transport._close(_lost(exc, "protocol raised in connection_made"))
+
+
 def _lost(exc: BaseException | None, message: str) -> Failure:
     """A Failure of ConnectionLost with ``exc`` chained as its cause."""
     err = ConnectionLost(message)
@@ -97,12 +107,7 @@ class Connection:
 
     def start(self) -> None:
         """Start reading and tell the protocol it is connected."""
-        self.reactor.add_reader(self)
-        try:
-            self.protocol.connection_made(self)
-        except Exception as exc:
-            log.exception("Unhandled error in %r.connection_made; closing the connection", self.protocol)
-            self._close(_lost(exc, "protocol raised in connection_made"))
+        start_protocol(self)
 
     # -- descriptor -------------------------------------------------------
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from .address import Address
 from .defer import Failure
 from .errors import ConnectionDone
-from .transport import _lost, as_bytes
+from .transport import _address, _lost, as_bytes, start_protocol
 
 if TYPE_CHECKING:
     from .core import Reactor
@@ -70,7 +70,7 @@ class DatagramTransport:
         self.protocol = protocol
         self._fd = sock.fileno()
         # Kept so get_host() still answers after close().
-        self._host = _to_address(sock.getsockname())
+        self._host = _address(sock.getsockname())
         self._peer: Address | None = None
         self._queue: deque[tuple[bytes, Any]] = deque()
         self._reading_paused = False
@@ -78,12 +78,7 @@ class DatagramTransport:
 
     def start(self) -> None:
         """Start reading and tell the protocol it is bound."""
-        self.reactor.add_reader(self)
-        try:
-            self.protocol.connection_made(self)
-        except Exception as exc:
-            log.exception("Unhandled error in %r.connection_made; closing the transport", self.protocol)
-            self._close(_lost(exc, "protocol raised in connection_made"))
+        start_protocol(self)
 
     # -- descriptor -------------------------------------------------------
 
@@ -140,7 +135,7 @@ class DatagramTransport:
         """Send one datagram to ``addr`` (or the connected peer); errors go to error_received."""
         if type(data) is not bytes:
             data = as_bytes(data)
-        if addr is not None and self._peer is not None and _to_address(addr) != self._peer:
+        if addr is not None and self._peer is not None and _address(addr) != self._peer:
             raise ValueError(f"transport is connected to {self._peer}; cannot send to {addr}")
         if addr is None and self._peer is None:
             raise ValueError("no address given and the transport is not connected")
@@ -181,7 +176,7 @@ class DatagramTransport:
         if self._closed:
             raise OSError(errno.EBADF, "transport is closed")
         self.socket.connect((host, port))
-        self._peer = _to_address(self.socket.getpeername())
+        self._peer = _address(self.socket.getpeername())
 
     def get_host(self) -> Address:
         """Our bound address, with the real port (also when bound to port 0)."""
@@ -277,11 +272,6 @@ class DatagramTransport:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} fd={self._fd} {self._host.host}:{self._host.port} {state} protocol={type(self.protocol).__name__}>"
-
-
-def _to_address(raw: Any) -> Address:
-    """An Address for an inet socket address (IPv6 flow info and scope dropped)."""
-    return Address(raw[0], raw[1])
 
 
 def listen_udp(reactor: Reactor, port: int, protocol: Any, *, interface: str = "") -> DatagramTransport:
