@@ -45,7 +45,7 @@ T = TypeVar("T")
 class _Driver:
     """Steps one coroutine or generator, and owns the Deferred of its result."""
 
-    __slots__ = ("coro", "is_generator", "deferred", "waiting")
+    __slots__ = ("coro", "is_generator", "deferred", "waiting", "resume")
 
     def __init__(self, coro: Any, is_generator: bool) -> None:
         self.coro = coro
@@ -53,14 +53,15 @@ class _Driver:
         self.deferred: Deferred[Any] = Deferred(self._cancel)
         # The Deferred the coroutine waits on, while it waits.
         self.waiting: Deferred[Any] | None = None
+        # Bound once, not at every wait: it is the callback of each Deferred
+        # waited on. The cycle it makes is broken when the coroutine ends.
+        self.resume: Callable[[Any], None] | None = self._resume
 
-    def step(self, value: Any, failed: bool) -> None:
-        """Resume the coroutine with ``value`` (a Failure to throw if ``failed``) until it waits or ends."""
-        deferred_type = Deferred
-        failure_type = Failure
-        resume = _Driver._resume
-        busy = _BUSY
+    def _resume(self, value: Any) -> None:
+        """Resume the coroutine with ``value`` (a Failure is thrown in) until it waits or ends."""
+        failed = type(value) is Failure
         driver = self
+        driver.waiting = None
         coro = self.coro
         send = coro.send
         while True:
@@ -74,10 +75,10 @@ class _Driver:
                 value = stop.value
                 failed = False
             except BaseException:
-                value = failure_type()
+                value = Failure()
                 failed = True
             else:
-                if type(yielded) is not deferred_type:
+                if type(yielded) is not Deferred:
                     if not driver.is_generator:
                         value = _not_awaitable(yielded)
                         failed = True
@@ -86,27 +87,41 @@ class _Driver:
                         value = yielded
                         continue
                     yielded = ensure_deferred(yielded)
-                if yielded.called and not yielded.paused:
-                    value = yielded.result
-                    if value is not busy:
-                        yielded.result = None
-                        if type(value) is failure_type:
-                            failed = True
-                            debug = yielded._debug
-                            if debug is not None:
-                                debug.failure = None
-                        continue
+                if yielded.called:
+                    if not yielded.paused:
+                        value = yielded.result
+                        if value is not _BUSY:
+                            yielded.result = None
+                            if type(value) is Failure:
+                                failed = True
+                                debug = yielded._debug
+                                if debug is not None:
+                                    debug.failure = None
+                            continue
+                    driver.waiting = yielded
+                    yielded.add_both(driver.resume)
+                    return
+                # Pending: wait for it. add_both() inlined, as this runs at
+                # every wait and the Deferred cannot run callbacks now.
                 driver.waiting = yielded
-                yielded.add_both(driver._resume)
+                fn = driver.resume
+                entry = (fn, (), None, fn, (), None)
+                cbs = yielded._callbacks
+                if cbs is None:
+                    yielded._callbacks = [entry]
+                    yielded._iter = None
+                else:
+                    cbs.append(entry)
                 return
             # The coroutine ended with ``value``.
             driver.coro = None
+            driver.resume = None
             out = driver.deferred
             cbs = out._callbacks
             if (not out.called and not out.paused and cbs is not None and len(cbs) == 1
-                    and type(value) is not deferred_type):
+                    and type(value) is not Deferred):
                 fn = cbs[0][0]
-                if type(fn) is MethodType and fn.__func__ is resume:
+                if type(fn) is MethodType and fn.__func__ is _Driver._resume:
                     # The parent's driver is all that waits: go on with it
                     # here, as out.callback(value) -> parent._resume would.
                     out.called = True
@@ -133,11 +148,6 @@ class _Driver:
             value.chain_deferred(out)
         else:
             out.callback(value)
-
-    def _resume(self, result: Any) -> None:
-        self.waiting = None
-        self.step(result, type(result) is Failure)
-        # None: the coroutine took the result (and any error) over.
 
     def _cancel(self, out: Deferred[Any]) -> Any:
         if self.waiting is None:
@@ -188,7 +198,7 @@ def _not_awaitable(x: Any) -> Failure:
 def _run(coro: Any, is_generator: bool) -> Deferred[Any]:
     driver = _Driver(coro, is_generator)
     out = driver.deferred
-    driver.step(None, False)
+    driver._resume(None)
     return out
 
 

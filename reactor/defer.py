@@ -505,10 +505,13 @@ class Deferred(Generic[T]):
             result = self.result
             if result is not _BUSY:
                 self.result = None
+                # A Deferred left holding a Failure always has a holder, so
+                # without one the result is a plain value.
+                debug = self._debug
+                if debug is None:
+                    return result
                 if type(result) is Failure:
-                    debug = self._debug
-                    if debug is not None:
-                        debug.failure = None
+                    debug.failure = None
                     raise result.value.with_traceback(result.tb)
                 return result
         # The driver sends the result back in, or throws the error in.
