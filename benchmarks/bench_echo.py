@@ -64,6 +64,10 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
+# The asyncio server each one is compared with: the same API style.
+PEERS = {"pyreactor-streams": "asyncio-streams", "asyncio-streams": "asyncio-streams"}
+
+
 def implementations() -> list[str]:
     """The servers that can run here."""
     names = ["epoll-minimal", "pyreactor", "pyreactor-streams", "asyncio", "asyncio-streams"]
@@ -113,11 +117,12 @@ def main() -> None:
                 results.setdefault((impl, conns), []).append(measure(impl, conns, args.seconds, loadgen))
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(f"64 B echo, {args.seconds:g} s per run, {args.rounds} rounds, server on CPU 0, load ({os.path.basename(loadgen[-1])}) on CPU 1; medians")
+    print("vs asyncio: against asyncio in the same API style (streams servers against asyncio-streams)")
     print(f"{'server':<18} {'conns':>5} {'req/s':>9} {'CPU us/req':>11} {'vs asyncio':>11} {'vs epoll':>9}")
     for conns in conn_counts:
-        base = results.get(("asyncio", conns))
         floor = results.get(("epoll-minimal", conns))
         for impl in impls:
+            base = results.get((PEERS.get(impl, "asyncio"), conns))
             runs = results[(impl, conns)]
             rps = statistics.median(r for r, _ in runs)
             cpu = statistics.median(c for _, c in runs)

@@ -603,16 +603,20 @@ class StreamWriter:
 class StreamProtocol(Protocol):
     """Connects a transport's events to a StreamReader and a StreamWriter.
 
-    ``on_made(reader, writer)`` is called from ``connection_made``.
+    ``on_made(reader, writer)`` is called from ``connection_made``. Its
+    ``data_received`` is the reader's ``feed_data``.
     """
 
     # Slots for Protocol's attributes too, so no instance __dict__ is made.
-    __slots__ = ("reader", "writer", "transport", "connected", "factory", "_on_made")
+    __slots__ = ("reader", "writer", "transport", "connected", "factory", "_on_made", "data_received")
 
     def __init__(
         self, on_made: Callable[[StreamReader, StreamWriter], Any], limit: int = DEFAULT_LIMIT
     ) -> None:
         self.reader = StreamReader(limit)
+        # The reader's feed_data() is this protocol's data_received(): one
+        # call less on every read.
+        self.data_received: Callable[[bytes], None] = self.reader.feed_data
         self.writer: StreamWriter | None = None
         self.transport: Any = None
         self.connected = False
@@ -627,10 +631,6 @@ class StreamProtocol(Protocol):
         writer = self.writer = StreamWriter(transport)
         on_made, self._on_made = self._on_made, None
         on_made(self.reader, writer)  # type: ignore[misc]
-
-    def data_received(self, data: bytes) -> None:
-        """Feed the reader."""
-        self.reader.feed_data(data)
 
     def eof_received(self) -> bool:
         """EOF for the reader; keep the write side open until the handler closes it."""
