@@ -49,9 +49,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from procstat import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 STYLES = ("threads", "callbacks", "generators", "coroutines")
-TICK = os.sysconf("SC_CLK_TCK")
 LINE = b"." * 31 + b"\n"
 
 
@@ -189,12 +190,6 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def _expect(proc: subprocess.Popen, prefix: str, timeout: float) -> str:
     """The next line of the client's output, which must start with ``prefix``."""
     line = proc.stdout.readline()
@@ -233,9 +228,9 @@ def run_style(style: str, conns: int, loads: list[int], args: argparse.Namespace
                 client.stdin.write(f"load {load} {args.depth} 1.0 {args.seconds}\n")
                 client.stdin.flush()
                 _expect(client, "window", 60)
-                cpu0 = _cpu_seconds(server.pid)
+                cpu0 = cpu_seconds(server.pid)
                 _expect(client, "window-end", args.seconds + 60)
-                cpu = _cpu_seconds(server.pid) - cpu0
+                cpu = cpu_seconds(server.pid) - cpu0
                 fields = dict(kv.split("=") for kv in _expect(client, "result", 90).split()[1:])
                 lines = int(fields["lines"])
                 result[f"load{load}"] = (lines / args.seconds, cpu / max(lines, 1) * 1e6, float(fields["client_cpu"]) / args.seconds)

@@ -25,21 +25,15 @@ import statistics
 import subprocess
 import sys
 
+from procstat import cpu_times
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _pin(cpu: int) -> list[str]:
     if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1:
         return ["taskset", "-c", str(cpu)]
     return []
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of the whole line.
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _loadgen() -> list[str]:
@@ -78,24 +72,28 @@ def implementations() -> list[str]:
     return names
 
 
-def measure(impl: str, conns: int, seconds: float, loadgen: list[str] | None = None) -> tuple[float, float]:
-    """(requests per second, server CPU microseconds per request) for one run."""
+def measure(
+    impl: str, conns: int, seconds: float, loadgen: list[str] | None = None
+) -> tuple[float, float, float, float]:
+    """(requests per second, server CPU, user and system microseconds per request) for one run."""
     server = subprocess.Popen(
         _pin(0) + [sys.executable, os.path.join(HERE, "echo_servers.py"), impl],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         port = int(server.stdout.readline())
-        before = _cpu_seconds(server.pid)
+        before = cpu_times(server.pid)
         out = subprocess.run(
             _pin(1) + (loadgen or _loadgen()) + [str(port), str(conns), str(seconds)],
             capture_output=True, text=True, check=True, timeout=seconds + 60,
         )
-        after = _cpu_seconds(server.pid)
+        after = cpu_times(server.pid)
     finally:
         stop_server(server)
-    requests = int(out.stdout.split()[0])
-    return requests / seconds, (after - before) / max(requests, 1) * 1e6
+    requests = max(int(out.stdout.split()[0]), 1)
+    user = (after[0] - before[0]) / requests * 1e6
+    system = (after[1] - before[1]) / requests * 1e6
+    return requests / seconds, user + system, user, system
 
 
 def main() -> None:
@@ -118,18 +116,22 @@ def main() -> None:
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(f"64 B echo, {args.seconds:g} s per run, {args.rounds} rounds, server on CPU 0, load ({os.path.basename(loadgen[-1])}) on CPU 1; medians")
     print("vs asyncio: against asyncio in the same API style (streams servers against asyncio-streams)")
-    print(f"{'server':<18} {'conns':>5} {'req/s':>9} {'CPU us/req':>11} {'vs asyncio':>11} {'vs epoll':>9}")
+    print(f"{'server':<18} {'conns':>5} {'req/s':>9} {'CPU us/req':>11} {'user':>6} {'sys':>6}"
+          f" {'vs asyncio':>11} {'vs epoll':>9}")
     for conns in conn_counts:
         floor = results.get(("epoll-minimal", conns))
         for impl in impls:
             base = results.get((PEERS.get(impl, "asyncio"), conns))
             runs = results[(impl, conns)]
-            rps = statistics.median(r for r, _ in runs)
-            cpu = statistics.median(c for _, c in runs)
+            rps = statistics.median(r[0] for r in runs)
+            cpu = statistics.median(r[1] for r in runs)
+            user = statistics.median(r[2] for r in runs)
+            system = statistics.median(r[3] for r in runs)
             # Ratios per round (same conditions), then the median of those.
-            vs_asyncio = statistics.median(c / b[1] for (_, c), b in zip(runs, base)) if base else float("nan")
-            vs_floor = statistics.median(c / f[1] for (_, c), f in zip(runs, floor)) if floor else float("nan")
-            print(f"{impl:<18} {conns:>5} {rps:>9.0f} {cpu:>11.2f} {vs_asyncio:>10.2f}x {vs_floor:>8.2f}x")
+            vs_asyncio = statistics.median(r[1] / b[1] for r, b in zip(runs, base)) if base else float("nan")
+            vs_floor = statistics.median(r[1] / f[1] for r, f in zip(runs, floor)) if floor else float("nan")
+            print(f"{impl:<18} {conns:>5} {rps:>9.0f} {cpu:>11.2f} {user:>6.2f} {system:>6.2f}"
+                  f" {vs_asyncio:>10.2f}x {vs_floor:>8.2f}x")
 
 
 if __name__ == "__main__":
