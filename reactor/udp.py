@@ -17,6 +17,13 @@ transport in ``transport.py`` follows:
   queue is bounded: UDP is allowed to lose datagrams and a slow interface
   must not grow our memory without end, so past ``MAX_QUEUED_DATAGRAMS`` a
   datagram is dropped and ``error_received`` hears ``ENOBUFS``.
+- Addresses must be IP addresses. ``write(data, (host, port))`` and
+  ``connect(host, port)`` refuse a host name with ValueError, as Twisted
+  does: the socket calls would resolve it with a blocking DNS lookup inside
+  the loop. Resolve names first, off the loop:
+  ``reactor.defer_to_thread(socket.getaddrinfo, name, port, 0, socket.SOCK_DGRAM)``.
+  Hosts already checked are remembered (a bounded set), so a server
+  answering the same peers pays for the check once.
 - Closing is immediate: there is no handshake to finish, so ``close()``,
   ``lose_connection()`` and ``abort_connection()`` are the same thing and
   drop anything still queued. As with streams the socket is closed right
@@ -54,6 +61,10 @@ MAX_DATAGRAMS_PER_PASS = 64
 MAX_QUEUED_DATAGRAMS = 1024
 
 _RETRY_ERRORS = (BlockingIOError, InterruptedError)
+# Numeric hosts remembered per transport before the set is started afresh.
+MAX_CHECKED_HOSTS = 1024
+# Host names the socket module maps to addresses without a lookup.
+_SPECIAL_HOSTS = frozenset(("", "<broadcast>"))
 
 
 class DatagramTransport:
@@ -61,7 +72,7 @@ class DatagramTransport:
 
     __slots__ = (
         "reactor", "socket", "protocol", "_fd", "_host", "_peer", "_queue",
-        "_reading_paused", "_closed", "__weakref__",
+        "_reading_paused", "_closed", "_numeric_hosts", "__weakref__",
     )
 
     def __init__(self, reactor: Reactor, sock: socket.socket, protocol: Any) -> None:
@@ -75,6 +86,8 @@ class DatagramTransport:
         self._queue: deque[tuple[bytes, Any]] = deque()
         self._reading_paused = False
         self._closed = False
+        # Hosts known to be IP addresses (see _check_numeric).
+        self._numeric_hosts: set[str] = set()
 
     def start(self) -> None:
         """Start reading and tell the protocol it is bound."""
@@ -141,6 +154,8 @@ class DatagramTransport:
             raise ValueError("no address given and the transport is not connected")
         if self._closed:
             return  # As with streams: after close, writes go nowhere.
+        if addr is not None and addr[0] not in self._numeric_hosts:
+            self._check_numeric(addr[0])
         queue = self._queue
         if queue:
             self._enqueue(data, addr)
@@ -152,6 +167,24 @@ class DatagramTransport:
             self.reactor.add_writer(self)
         except OSError as exc:
             self._error(exc)
+
+    def _check_numeric(self, host: Any) -> None:
+        """Refuse ``host`` unless it is an IP address of our socket's family (a name would block)."""
+        if host not in _SPECIAL_HOSTS:
+            family = self.socket.family
+            try:
+                # AI_NUMERICHOST: parse only, never a DNS query.
+                socket.getaddrinfo(host, None, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
+            except (socket.gaierror, UnicodeError, TypeError):
+                kind = "IPv6" if family == socket.AF_INET6 else "IPv4"
+                raise ValueError(
+                    f"UDP needs an IP address ({kind} on this socket), not {host!r}:"
+                    " resolve names first, off the loop (reactor.defer_to_thread(socket.getaddrinfo, ...))"
+                ) from None
+        hosts = self._numeric_hosts
+        if len(hosts) >= MAX_CHECKED_HOSTS:
+            hosts.clear()
+        hosts.add(host)
 
     def _send(self, data: bytes, addr: Any) -> None:
         if addr is None:
@@ -175,6 +208,7 @@ class DatagramTransport:
         """Make ``(host, port)`` the default peer; only its datagrams are received after this."""
         if self._closed:
             raise OSError(errno.EBADF, "transport is closed")
+        self._check_numeric(host)
         self.socket.connect((host, port))
         self._peer = _address(self.socket.getpeername())
 

@@ -131,6 +131,52 @@ def test_bad_writes_raise(reactor, host):
     close_all(reactor, p)
 
 
+def test_host_names_are_refused_not_looked_up(reactor, host):
+    a = endpoint(reactor, host)
+    b = endpoint(reactor, host)
+    port = b.transport.get_host().port
+    # A name that would need DNS: refused at once, with what to do instead.
+    for name in ("localhost", "no-such-host.invalid"):
+        with pytest.raises(ValueError, match="IP address.*resolve names first"):
+            a.transport.write(b"by name", (name, port))
+        with pytest.raises(ValueError, match="IP address"):
+            a.transport.connect(name, port)
+    a.transport.write(b"by address", (host, port))
+    run_until(reactor, lambda: b.datagrams)
+    assert [data for data, _ in b.datagrams] == [b"by address"]
+    assert a.transport.get_peer() is None
+    # An address of the other family is refused the same way.
+    other = "::1" if host == "127.0.0.1" else "127.0.0.1"
+    with pytest.raises(ValueError, match="IPv[46] on this socket"):
+        a.transport.write(b"other family", (other, port))
+    close_all(reactor, a, b)
+
+
+def test_the_empty_host_means_this_machine(reactor):
+    # As for socket.sendto(): "" is INADDR_ANY, which Linux delivers locally.
+    a = endpoint(reactor, "127.0.0.1")
+    b = endpoint(reactor, "127.0.0.1")
+    a.transport.write(b"to any", ("", b.transport.get_host().port))
+    run_until(reactor, lambda: b.datagrams)
+    assert b.datagrams[0][0] == b"to any"
+    close_all(reactor, a, b)
+
+
+def test_checked_hosts_are_remembered_in_a_bounded_set(reactor, host, monkeypatch):
+    monkeypatch.setattr(udp, "MAX_CHECKED_HOSTS", 2)
+    a = endpoint(reactor, host)
+    b = endpoint(reactor, host)
+    port = b.transport.get_host().port
+    # Three spellings of the same address: three hosts to check.
+    spellings = ["127.0.0.1", "127.1", "127.0.1"] if host == "127.0.0.1" else ["::1", "0::1", "0:0::1"]
+    for i, spelling in enumerate(spellings):
+        a.transport.write(b"%d" % i, (spelling, port))
+    run_until(reactor, lambda: len(b.datagrams) == 3)
+    assert sorted(data for data, _ in b.datagrams) == [b"0", b"1", b"2"]
+    assert len(a.transport._numeric_hosts) <= 2
+    close_all(reactor, a, b)
+
+
 def test_bind_failure_closes_the_socket(reactor, host):
     p = endpoint(reactor, host)
     with pytest.raises(OSError) as info:
