@@ -288,6 +288,12 @@ class ProcessProtocol:
     def child_connection_lost(self, fd: int) -> None:
         """The pipe on the child's ``fd`` closed."""
 
+    def pause_writing(self) -> None:
+        """The child's stdin buffer went over the high mark: stop writing until resume_writing()."""
+
+    def resume_writing(self) -> None:
+        """The child's stdin buffer fell to the low mark: writing may go on."""
+
     def process_exited(self, reason: Failure) -> None:
         """The child exited (its pipes may still be open); ``reason.value`` has the exit status."""
 

@@ -26,6 +26,13 @@ pipe (scheduled with ``call_soon``, never inside the user's own call);
 ``reason`` is a Failure of ProcessDone (exit status 0) or ProcessTerminated
 (non-zero status, or killed by a signal). A protocol that raises is logged
 to the ``"reactor"`` logger and the process goes on being served.
+
+Flow control on stdin, as on a stream transport: when more than the high
+mark (64 KiB by default; ``set_write_buffer_limits``) waits for a child that
+reads slowly, the protocol's ``pause_writing()`` is called, and
+``resume_writing()`` once the buffer is down to the low mark. Writes are
+still taken while paused (nothing is lost); the calls are the protocol's
+cue to stop producing.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .defer import Failure
 from .errors import ProcessDone, ProcessTerminated
-from .transport import as_bytes
+from .transport import as_bytes, write_buffer_limits
 
 if TYPE_CHECKING:
     from .core import Reactor
@@ -170,6 +177,8 @@ class ProcessTransport:
         self._lost: set[int] = set()
         self._stdin_buffer = bytearray()
         self._stdin_closing = False
+        self._stdin_high, self._stdin_low = write_buffer_limits(None, None)
+        self._stdin_paused = False
         self._losing = False
         self._reason: Failure | None = None
         self._ended = False
@@ -209,6 +218,7 @@ class ProcessTransport:
             return  # After close_stdin(), writes go nowhere (as in Twisted).
         if self._stdin_buffer:
             self._stdin_buffer += data
+            self._check_stdin_high()
             return
         try:
             sent = os.write(pipe.fileno(), data)
@@ -222,11 +232,25 @@ class ProcessTransport:
         if sent < len(data):
             self._stdin_buffer += memoryview(data)[sent:]
             self.reactor.add_writer(pipe)
+            self._check_stdin_high()
 
     def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
         """Write each of ``lines`` to the child's stdin."""
         for line in lines:
             self.write(line)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written to stdin that the child has not taken yet."""
+        return len(self._stdin_buffer)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the stdin marks for pause_writing (above ``high``) and resume_writing (at or below ``low``)."""
+        self._stdin_high, self._stdin_low = write_buffer_limits(high, low)
+        self._check_stdin_high()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The (low, high) stdin marks."""
+        return self._stdin_low, self._stdin_high
 
     def close_stdin(self) -> None:
         """Close the child's stdin once what is buffered has been written."""
@@ -273,6 +297,17 @@ class ProcessTransport:
         except Exception:
             log.exception("Unhandled error in %s of %r (pid %d)", getattr(func, "__name__", func), self.protocol, self.pid)
 
+    def _call_optional(self, name: str) -> None:
+        """Run the protocol's ``name()`` if it has one (protocols are duck-typed)."""
+        method = getattr(self.protocol, name, None)
+        if method is not None:
+            self._call(method)
+
+    def _check_stdin_high(self) -> None:
+        if not self._stdin_paused and len(self._stdin_buffer) > self._stdin_high:
+            self._stdin_paused = True
+            self._call_optional("pause_writing")
+
     def _flush_stdin(self) -> None:
         pipe = self._pipes[0]
         buf = self._stdin_buffer
@@ -285,6 +320,9 @@ class ProcessTransport:
             self._close_pipe(0)
             return
         del buf[:sent]
+        if self._stdin_paused and len(buf) <= self._stdin_low:
+            self._stdin_paused = False
+            self._call_optional("resume_writing")
         if buf:
             return
         self.reactor.remove_writer(pipe)

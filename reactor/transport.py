@@ -245,13 +245,7 @@ class Connection:
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """Set the marks for pause_writing (above ``high``) and resume_writing (at or below ``low``)."""
-        if high is None:
-            high = 65536 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"need 0 <= low <= high, got high={high} low={low}")
-        self._high, self._low = high, low
+        self._high, self._low = write_buffer_limits(high, low)
         self._check_high()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
@@ -408,6 +402,17 @@ class Connection:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "closing" if self._closing else "open"
         return f"<{type(self).__name__} fd={self._fd} {state} protocol={type(self.protocol).__name__}>"
+
+
+def write_buffer_limits(high: int | None, low: int | None) -> tuple[int, int]:
+    """The (high, low) marks for set_write_buffer_limits: defaults 64 KiB and a quarter of high."""
+    if high is None:
+        high = 65536 if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not 0 <= low <= high:
+        raise ValueError(f"need 0 <= low <= high, got high={high} low={low}")
+    return high, low
 
 
 def _address(raw: Any) -> Any:

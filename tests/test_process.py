@@ -99,6 +99,106 @@ def test_stdin_echoed_back_including_a_payload_larger_than_the_pipe_buffer(react
     assert_reaped(t.pid)
 
 
+class SlowReaderFeeder(Recorder):
+    """Writes to a child that reads nothing until SIGUSR1; records the flow-control calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flow: list[tuple[str, int]] = []
+
+    def pause_writing(self) -> None:
+        self.flow.append(("pause", self.transport.get_write_buffer_size()))
+
+    def resume_writing(self) -> None:
+        self.flow.append(("resume", self.transport.get_write_buffer_size()))
+
+
+# Blocks SIGUSR1, says so, waits for it, then reads all of stdin and prints its length.
+WAIT_THEN_READ = (
+    "import signal, sys\n"
+    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
+    "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+    "signal.sigwait({signal.SIGUSR1})\n"
+    "sys.stdout.write(str(len(sys.stdin.buffer.read()))); sys.stdout.flush()\n"
+)
+
+
+def test_a_slow_child_pauses_and_resumes_the_writer_and_loses_nothing(reactor):
+    p, t = spawn(reactor, WAIT_THEN_READ, protocol=SlowReaderFeeder())
+    assert t.get_write_buffer_limits() == (16384, 65536)
+    t.set_write_buffer_limits(high=100_000)
+    assert t.get_write_buffer_limits() == (25_000, 100_000)
+    run_until(reactor, lambda: p.out == b"ready\n")
+    chunk = b"x" * 10_000
+    written = 0
+    while not p.flow:  # a producer that writes until told to stop
+        t.write(chunk)
+        written += len(chunk)
+        assert written < 10_000_000, "pause_writing never came"
+    # Paused once, just past the high mark (the pipe took its share first).
+    assert p.flow == [("pause", t.get_write_buffer_size())]
+    assert 100_000 < p.flow[0][1] <= 110_000
+    t.write(chunk)  # still taken while paused: nothing is lost
+    written += len(chunk)
+    t.signal_process("USR1")
+    run_until(reactor, lambda: len(p.flow) == 2)
+    assert p.flow[1][0] == "resume" and p.flow[1][1] <= 25_000
+    t.close_stdin()
+    wait_ended(reactor, p)
+    assert bytes(p.out) == b"ready\n" + str(written).encode()
+    assert p.ended.check(ProcessDone)
+
+
+def test_lowering_the_high_mark_below_the_buffer_pauses_at_once(reactor):
+    p, t = spawn(reactor, WAIT_THEN_READ, protocol=SlowReaderFeeder())
+    run_until(reactor, lambda: p.out == b"ready\n")
+    t.write(b"y" * 300_000)  # more than a pipe holds, and over the default 64 KiB mark
+    assert p.flow and p.flow[0][0] == "pause"
+    t.set_write_buffer_limits(high=10**9)
+    t.set_write_buffer_limits(high=1000)  # already paused: no second call
+    assert [kind for kind, _ in p.flow] == ["pause"]
+    with pytest.raises(ValueError, match="low <= high"):
+        t.set_write_buffer_limits(high=10, low=20)
+    t.signal_process("USR1")
+    t.close_stdin()
+    wait_ended(reactor, p)
+    assert bytes(p.out) == b"ready\n300000"
+    assert [kind for kind, _ in p.flow] == ["pause", "resume"]
+
+
+def test_a_protocol_without_flow_control_methods_is_served(reactor):
+    class Plain:
+        """Duck-typed: only the callbacks a process transport must have."""
+
+        def __init__(self):
+            self.out = bytearray()
+            self.ended = None
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def child_data_received(self, fd, data):
+            self.out += data
+
+        def child_connection_lost(self, fd):
+            pass
+
+        def process_exited(self, reason):
+            pass
+
+        def process_ended(self, reason):
+            self.ended = reason
+
+    p = Plain()
+    t = reactor.spawn_process(p, [PY, "-c", WAIT_THEN_READ])
+    run_until(reactor, lambda: p.out == b"ready\n")
+    t.write(b"z" * 300_000)
+    t.signal_process("USR1")
+    t.close_stdin()
+    run_until(reactor, lambda: p.ended is not None, timeout=20.0)
+    assert bytes(p.out) == b"ready\n300000"
+
+
 def test_write_rejects_str_and_non_buffers(reactor):
     p, t = spawn(reactor, "pass")
     with pytest.raises(TypeError, match="not str"):
