@@ -648,17 +648,28 @@ class Reactor:
 
         return listen_udp(self, port, protocol, interface=interface)
 
-    def listen_ssl(self, port: int, factory: Any, context: Any, *, interface: str = "", backlog: int = 1024) -> Any:
+    def listen_ssl(
+        self, port: int, factory: Any, context: Any, *, interface: str = "", backlog: int = 1024,
+        handshake_timeout: float | None = 60.0,
+    ) -> Any:
         """Listen on a TCP port with TLS (an ``ssl.SSLContext``); returns a Listener."""
         from .tls import listen_ssl
 
-        return listen_ssl(self, port, factory, context, interface=interface, backlog=backlog)
+        return listen_ssl(
+            self, port, factory, context, interface=interface, backlog=backlog, handshake_timeout=handshake_timeout,
+        )
 
-    def connect_ssl(self, host: str, port: int, factory: Any, context: Any, *, timeout: float = 30.0, server_hostname: str | None = None) -> Any:
+    def connect_ssl(
+        self, host: str, port: int, factory: Any, context: Any, *, timeout: float = 30.0,
+        server_hostname: str | None = None, handshake_timeout: float | None = 60.0,
+    ) -> Any:
         """Connect with TLS (an ``ssl.SSLContext``); returns a Connector."""
         from .tls import connect_ssl
 
-        return connect_ssl(self, host, port, factory, context, timeout=timeout, server_hostname=server_hostname)
+        return connect_ssl(
+            self, host, port, factory, context, timeout=timeout, server_hostname=server_hostname,
+            handshake_timeout=handshake_timeout,
+        )
 
     def spawn_process(self, protocol: Any, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None) -> Any:
         """Start a child process wired to a ProcessProtocol; returns the process transport."""

@@ -31,6 +31,12 @@ Choices made, and why:
   (sending our own close_notify).
 - ``lose_connection()`` sends close_notify and then closes the TCP
   connection once its buffer is sent; both ends see ``ConnectionDone``.
+- The handshake must finish within ``handshake_timeout`` seconds (60 by
+  default, as in asyncio; None for no limit): a peer that connects and then
+  says nothing, or stops half way, would otherwise hold the connection
+  forever. On timeout the TCP connection is aborted (a stalled peer may not
+  be reading, so nothing waits for a flush) with ``ConnectionLost`` caused by
+  ``TimeoutError``; a client hears it in ``client_connection_failed``.
 - Handshake failures are logged at DEBUG only: they are the peer's doing
   (an untrusted certificate, a port scanner), not a bug here.
 """
@@ -48,6 +54,7 @@ from .transport import _lost, as_bytes
 
 if TYPE_CHECKING:
     from .core import Reactor
+    from .timers import DelayedCall
 
 log = logging.getLogger("reactor")
 
@@ -60,11 +67,16 @@ READ_SIZE = 65536
 class _TLSProtocol:
     """The protocol the TCP transport sees: decrypts for, and encrypts from, the user's protocol."""
 
-    def __init__(self, protocol: Any, context: ssl.SSLContext, server_side: bool, server_hostname: str | None) -> None:
+    def __init__(
+        self, protocol: Any, context: ssl.SSLContext, server_side: bool, server_hostname: str | None,
+        handshake_timeout: float | None = None,
+    ) -> None:
         self.protocol = protocol
         self.context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
+        self.handshake_timeout = handshake_timeout
+        self._handshake_timer: DelayedCall | None = None
         self.transport: Any = None
         self.tls_transport: _TLSTransport | None = None
         self.ssl_object: ssl.SSLObject | None = None
@@ -91,6 +103,8 @@ class _TLSProtocol:
             self._incoming, self._outgoing, server_side=self.server_side, server_hostname=self.server_hostname,
         )
         self.tls_transport = _TLSTransport(self)
+        if self.handshake_timeout is not None:
+            self._handshake_timer = transport.reactor.call_later(self.handshake_timeout, self._handshake_timed_out)
         self._handshake()
 
     def data_received(self, data: bytes) -> None:
@@ -126,6 +140,7 @@ class _TLSProtocol:
     def connection_lost(self, reason: Failure) -> None:
         """The TCP connection is gone: say why, in TLS terms, to the user's protocol."""
         self._lost = True
+        self._cancel_handshake_timer()
         if self._error is not None:
             reason = _lost(self._error, f"TLS error: {self._error}")
         elif self._close_notify_seen and reason.check(ConnectionLost):
@@ -152,11 +167,21 @@ class _TLSProtocol:
             self._fail(exc)
             return
         self.handshaken = True
+        self._cancel_handshake_timer()
         self._flush()
         log.debug("TLS handshake done with %s: %s", self.transport.get_peer(), self.ssl_object.version())
         # An error in here propagates to the TCP transport's guard, which
         # closes the connection with ConnectionLost, just as for plain TCP.
         self.protocol.connection_made(self.tls_transport)
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        self._fail(TimeoutError(f"TLS handshake not done within {self.handshake_timeout:g} s"), abort=True)
+
+    def _cancel_handshake_timer(self) -> None:
+        timer, self._handshake_timer = self._handshake_timer, None
+        if timer is not None:
+            timer.cancel()
 
     def _read_plaintext(self) -> None:
         """Hand the user what the SSL object can decrypt, until it wants more or the user stops us."""
@@ -199,11 +224,14 @@ class _TLSProtocol:
         if data:
             self.transport.write(data)
 
-    def _fail(self, exc: BaseException) -> None:
-        """A TLS error: send the alert, then close the TCP connection."""
+    def _fail(self, exc: BaseException, abort: bool = False) -> None:
+        """A TLS error: send the alert, then close the TCP connection (at once if ``abort``)."""
         self._error = exc
         self._closing = True
         log.debug("TLS error with %s: %s", self.transport.get_peer(), exc)
+        if abort:
+            self.transport.abort_connection()
+            return
         self._flush()
         self.transport.lose_connection()
 
@@ -380,11 +408,15 @@ class _TLSTransport:
 class _TLSFactory:
     """Wraps the user's factory: its protocols get a _TLSProtocol around them; every other hook is the user's."""
 
-    def __init__(self, factory: Any, context: ssl.SSLContext, server_side: bool, server_hostname: str | None = None) -> None:
+    def __init__(
+        self, factory: Any, context: ssl.SSLContext, server_side: bool, server_hostname: str | None = None,
+        handshake_timeout: float | None = None,
+    ) -> None:
         self.wrapped_factory = factory
         self.context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
+        self.handshake_timeout = handshake_timeout
         # A Connector has one connection at a time: this is it.
         self._current: _TLSProtocol | None = None
 
@@ -393,7 +425,7 @@ class _TLSFactory:
         protocol = self.wrapped_factory.build_protocol(addr)
         if protocol is None:
             return None
-        tls = _TLSProtocol(protocol, self.context, self.server_side, self.server_hostname)
+        tls = _TLSProtocol(protocol, self.context, self.server_side, self.server_hostname, self.handshake_timeout)
         if not self.server_side:
             self._current = tls
         return tls
@@ -416,15 +448,32 @@ class _TLSFactory:
         return f"<_TLSFactory around {self.wrapped_factory!r}>"
 
 
-def listen_ssl(reactor: Reactor, port: int, factory: Any, context: ssl.SSLContext, *, interface: str = "", backlog: int = 1024) -> Listener:
+#: Seconds a TLS handshake may take before the connection is aborted (asyncio's default).
+HANDSHAKE_TIMEOUT = 60.0
+
+
+def listen_ssl(
+    reactor: Reactor, port: int, factory: Any, context: ssl.SSLContext, *, interface: str = "", backlog: int = 1024,
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+) -> Listener:
     """Listen on ``interface:port`` with TLS (a server-side ``ssl.SSLContext``); returns the Listener."""
-    return listen_tcp(reactor, port, _TLSFactory(factory, context, server_side=True), interface=interface, backlog=backlog)
+    tls_factory = _TLSFactory(factory, context, server_side=True, handshake_timeout=_checked(handshake_timeout))
+    return listen_tcp(reactor, port, tls_factory, interface=interface, backlog=backlog)
 
 
 def connect_ssl(
     reactor: Reactor, host: str, port: int, factory: Any, context: ssl.SSLContext, *,
-    timeout: float = 30.0, server_hostname: str | None = None,
+    timeout: float = 30.0, server_hostname: str | None = None, handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
 ) -> Connector:
     """Connect to ``host:port`` with TLS; the name checked (and sent as SNI) is ``server_hostname`` or ``host``."""
-    tls_factory = _TLSFactory(factory, context, server_side=False, server_hostname=server_hostname or host)
+    tls_factory = _TLSFactory(
+        factory, context, server_side=False, server_hostname=server_hostname or host,
+        handshake_timeout=_checked(handshake_timeout),
+    )
     return connect_tcp(reactor, host, port, tls_factory, timeout=timeout)
+
+
+def _checked(handshake_timeout: float | None) -> float | None:
+    if handshake_timeout is not None and not handshake_timeout > 0:
+        raise ValueError(f"handshake_timeout must be a positive number of seconds or None, not {handshake_timeout!r}")
+    return handshake_timeout

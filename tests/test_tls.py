@@ -311,6 +311,62 @@ def test_peer_closing_during_the_handshake(reactor, client_context):
     wait_quiet(reactor, listener)
 
 
+def test_a_silent_client_is_cut_off_after_the_handshake_timeout(reactor, server_context, caplog):
+    server = RecordingFactory()
+    listener = reactor.listen_ssl(0, server, server_context, interface="127.0.0.1", handshake_timeout=0.2)
+    silent = RecordingFactory()  # plain TCP: connects, says nothing
+    reactor.connect_tcp("127.0.0.1", listener.port, silent)
+    with caplog.at_level("DEBUG", logger="reactor"):
+        run_until(reactor, lambda: silent.built and silent.built[0].lost_count, timeout=10.0)
+    assert "TLS handshake not done within 0.2 s" in caplog.text
+    # The server's user protocol never heard of it; the silent peer saw the connection go.
+    assert server.built[0].events == []
+    assert silent.built[0].events[-1] == "lost"
+    wait_quiet(reactor, listener)
+
+
+def test_a_server_that_never_answers_fails_the_client_after_the_timeout(reactor, client_context):
+    mute = RecordingFactory()  # plain TCP server: reads the ClientHello, answers nothing
+    listener = reactor.listen_tcp(0, mute, interface="127.0.0.1")
+    client = RecordingFactory()
+    connector = reactor.connect_ssl("127.0.0.1", listener.port, client, client_context, handshake_timeout=0.2)
+    run_until(reactor, lambda: client.failed is not None, timeout=10.0)
+    assert client.failed.check(ConnectionLost)
+    assert isinstance(client.failed.value.__cause__, TimeoutError)
+    assert client.lost is None and client.built[0].events == []
+    assert connector.state == "disconnected"
+    run_until(reactor, lambda: mute.built[0].lost_count)
+    wait_quiet(reactor, listener)
+
+
+def test_a_finished_handshake_leaves_no_timer(reactor, server_context, client_context):
+    listener, connector, server, client = tls_pair(
+        reactor, server_context, client_context, handshake_timeout=0.2,
+    )
+    assert server.built[0].events == ["made"] and client.built[0].events == ["made"]
+    # Nothing of the handshake timers is left scheduled (the no_leaks fixture checks too).
+    assert all(call.func.__name__ != "_handshake_timed_out" for call in reactor.get_delayed_calls())
+    client.built[0].transport.lose_connection()
+    wait_quiet(reactor, listener)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_handshake_timeout_must_be_positive_or_none(reactor, server_context, client_context, bad):
+    with pytest.raises(ValueError, match="handshake_timeout"):
+        reactor.listen_ssl(0, RecordingFactory(), server_context, handshake_timeout=bad)
+    with pytest.raises(ValueError, match="handshake_timeout"):
+        reactor.connect_ssl("127.0.0.1", 1, RecordingFactory(), client_context, handshake_timeout=bad)
+
+
+def test_no_handshake_timeout_when_none(reactor, server_context, client_context):
+    listener, connector, server, client = tls_pair(
+        reactor, server_context, client_context, handshake_timeout=None,
+    )
+    assert client.built[0].events == ["made"]
+    client.built[0].transport.lose_connection()
+    wait_quiet(reactor, listener)
+
+
 def test_connection_refused_reaches_the_user_factory(reactor, client_context):
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
