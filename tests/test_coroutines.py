@@ -469,6 +469,20 @@ def test_await_consumes_the_result(caplog):
     assert "Unhandled" not in caplog.text
 
 
+def test_await_a_deferred_whose_error_was_handled_gives_the_recovered_value(caplog):
+    recovered = fail(Boom())
+    recovered.add_errback(lambda f: "recovered")
+
+    async def work():
+        return await recovered
+
+    assert success_result_of(ensure_deferred(work())) == "recovered"
+    assert recovered.result is None
+    recovered = None
+    gc.collect()
+    assert "Unhandled" not in caplog.text
+
+
 def test_async_def_exception_fails_the_deferred():
     async def work():
         await succeed(None)
