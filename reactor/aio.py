@@ -102,6 +102,7 @@ class AsyncioMultiplexer:
     name = "asyncio"
     READ_MASK = READ
     WRITE_MASK = WRITE
+    READABLE = READ
 
     def __init__(self, reactor: Reactor, loop: asyncio.AbstractEventLoop | None = None) -> None:
         owned = False

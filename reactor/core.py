@@ -331,9 +331,23 @@ class Reactor:
         if events:
             readers = self._readers
             writers = self._writers
-            read_mask = self._mux.READ_MASK
-            write_mask = self._mux.WRITE_MASK
+            mux = self._mux
+            readable = mux.READABLE
+            read_mask = mux.READ_MASK
+            write_mask = mux.WRITE_MASK
             for fd, mask in events:
+                if mask == readable:
+                    # Readable and nothing else, by far the commonest event:
+                    # one comparison instead of two bit tests.
+                    try:
+                        descriptor = readers[fd]
+                    except KeyError:
+                        continue  # Removed by an earlier callback of this pass.
+                    try:
+                        descriptor.on_read()
+                    except Exception:
+                        self._descriptor_failed(descriptor)
+                    continue
                 if mask & read_mask:
                     descriptor = readers.get(fd)
                     if descriptor is not None:

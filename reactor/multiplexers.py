@@ -9,6 +9,9 @@ Some facts that shape this module:
   on_write". Hang-up and error are in both masks, so a descriptor that waits
   to read or to write is woken and finds EOF or the error itself. The
   reactor only calls a descriptor that registered for that direction.
+  ``READABLE`` is the native value of the commonest event of all, "readable
+  and nothing else": the reactor tests for it with one integer comparison
+  before it looks at single bits.
 - poll(2) takes whole milliseconds. A timer 0.4 ms away rounded *down* to
   0 ms would make the loop spin until it is due, so timeouts are rounded up.
   epoll's Python binding already rounds its float seconds up.
@@ -44,6 +47,7 @@ class SelectMultiplexer:
     name = "select"
     READ_MASK = READ
     WRITE_MASK = WRITE
+    READABLE = READ
 
     def __init__(self) -> None:
         self._readers: set[int] = set()
@@ -121,6 +125,7 @@ class _PollLike:
     name = ""
     READ_MASK = 0
     WRITE_MASK = 0
+    READABLE = 0
     _READ = 0
     _WRITE = 0
     _make: Callable[[], object]
@@ -189,6 +194,7 @@ class PollMultiplexer(_PollLike):
     _BAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
     READ_MASK = _READ | _BAD
     WRITE_MASK = _WRITE | _BAD
+    READABLE = select.POLLIN
     _make = select.poll
     _per_second = 1000.0
 
@@ -204,6 +210,7 @@ if hasattr(select, "epoll"):
         _BAD = select.EPOLLERR | select.EPOLLHUP
         READ_MASK = _READ | _BAD
         WRITE_MASK = _WRITE | _BAD
+        READABLE = select.EPOLLIN
 
         @staticmethod
         def _make() -> object:

@@ -124,6 +124,32 @@ def test_add_reader_with_a_closed_socket_raises_and_registers_nothing(reactor, p
     assert reactor.get_readers() == [] and reactor.get_writers() == []
 
 
+def test_a_reader_removed_by_an_earlier_callback_of_the_pass_is_not_called(reactor):
+    # Two descriptors readable in the same pass; whichever runs first removes
+    # the other, which must then not be called for the event already polled.
+    socks = [socket.socketpair() for _ in range(2)]
+    try:
+        class Remover(SocketDescriptor):
+            def on_read(self):
+                super().on_read()
+                other = descriptors[1] if self is descriptors[0] else descriptors[0]
+                reactor.remove_reader(other)
+
+        descriptors = [Remover(a) for a, _ in socks]
+        for d in descriptors:
+            reactor.add_reader(d)
+        for _, b in socks:
+            b.send(b"x")
+        run_until(reactor, lambda: any(d.received for d in descriptors))
+        assert sorted(len(d.received) for d in descriptors) == [0, 1]
+        assert len(reactor.get_readers()) == 1
+        reactor.remove_all()
+    finally:
+        for a, b in socks:
+            a.close()
+            b.close()
+
+
 def test_remove_reader_when_fileno_raises_finds_it_by_identity(reactor, pair):
     reactor.add_reader(pair)
     reactor.add_writer(pair)
