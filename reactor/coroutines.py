@@ -45,7 +45,7 @@ T = TypeVar("T")
 class _Driver:
     """Steps one coroutine or generator, and owns the Deferred of its result."""
 
-    __slots__ = ("coro", "is_generator", "deferred", "waiting", "resume")
+    __slots__ = ("coro", "is_generator", "deferred", "waiting", "entry")
 
     def __init__(self, coro: Any, is_generator: bool) -> None:
         self.coro = coro
@@ -53,9 +53,11 @@ class _Driver:
         self.deferred: Deferred[Any] = Deferred(self._cancel)
         # The Deferred the coroutine waits on, while it waits.
         self.waiting: Deferred[Any] | None = None
-        # Bound once, not at every wait: it is the callback of each Deferred
-        # waited on. The cycle it makes is broken when the coroutine ends.
-        self.resume: Callable[[Any], None] | None = self._resume
+        # The callback entry (see defer.py) put on each Deferred waited on,
+        # made once: a tuple is immutable, so every wait can share it. Its
+        # bound method makes a cycle, broken when the coroutine ends.
+        resume = self._resume
+        self.entry: tuple | None = (resume, (), None, resume, (), None)
 
     def _resume(self, value: Any) -> None:
         """Resume the coroutine with ``value`` (a Failure is thrown in) until it waits or ends."""
@@ -99,13 +101,12 @@ class _Driver:
                                     debug.failure = None
                             continue
                     driver.waiting = yielded
-                    yielded.add_both(driver.resume)
+                    yielded.add_both(driver.entry[0])  # type: ignore[index]
                     return
                 # Pending: wait for it. add_both() inlined, as this runs at
                 # every wait and the Deferred cannot run callbacks now.
                 driver.waiting = yielded
-                fn = driver.resume
-                entry = (fn, (), None, fn, (), None)
+                entry = driver.entry
                 cbs = yielded._callbacks
                 if cbs is None:
                     yielded._callbacks = [entry]
@@ -115,7 +116,7 @@ class _Driver:
                 return
             # The coroutine ended with ``value``.
             driver.coro = None
-            driver.resume = None
+            driver.entry = None
             out = driver.deferred
             cbs = out._callbacks
             if (not out.called and not out.paused and cbs is not None and len(cbs) == 1
