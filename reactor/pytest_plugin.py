@@ -37,12 +37,8 @@ from .multiplexers import available
 
 def multiplexer_names() -> list[str]:
     """The multiplexers the ``reactor`` fixture runs each test on."""
-    names = available()
-    try:
-        from . import aio  # noqa: F401 - only to know whether it exists yet
-    except ImportError:
-        return names
-    return names + ["asyncio"]
+    # The asyncio-backed multiplexer (reactor.aio) works wherever asyncio does.
+    return available() + ["asyncio"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -24,7 +24,7 @@ from protocols.streams import (
     start_server,
     start_unix_server,
 )
-from reactor import Deferred, ensure_deferred, fail, gather, inline_callbacks, succeed
+from reactor import Deferred, ensure_deferred, fail, gather, inline_callbacks
 from reactor.defer import Failure
 from reactor.errors import (
     CancelledError,

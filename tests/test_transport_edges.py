@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from protocols import ClientFactory, Factory
 from reactor import Address
 from reactor.errors import CancelledError, ConnectionAborted, ConnectionDone, ConnectionLost
 from support import Endpoints, Recorder, RecordingFactory, run_until
