@@ -90,6 +90,9 @@ class Connection:
         self.socket = sock
         self.protocol = protocol
         self._fd = sock.fileno()
+        # None exactly while write() may send at once: nothing buffered, and
+        # no close or EOF pending. Otherwise a list (empty or not), so that
+        # write() tests one attribute.
         self._buffer: list | None = None
         self._offset = 0
         self._buffered = 0
@@ -156,6 +159,8 @@ class Connection:
             if self._buffer:
                 return
         self.reactor.remove_writer(self)
+        if not self._closing and not self._eof_wanted:
+            self._buffer = None
         self._buffer_emptied()
 
     def on_close(self, reason: Failure) -> None:
@@ -168,7 +173,7 @@ class Connection:
         """Send ``data`` now if possible, buffering what the kernel does not take."""
         if type(data) is not bytes:
             data = as_bytes(data)
-        if self._buffer or self._closing or self._eof_wanted:
+        if self._buffer is not None:
             self._write_later(data)
             return
         try:
@@ -192,9 +197,7 @@ class Connection:
             raise RuntimeError("write() after write_eof()")
         if not data:
             return
-        buf = self._buffer
-        if buf is None:
-            buf = self._buffer = []
+        buf = self._buffer  # A list: write() came here because it is not None.
         size = len(data)
         if size < SMALL_CHUNK:
             last = buf[-1] if buf else None
@@ -263,7 +266,10 @@ class Connection:
         if self._eof_wanted or self._closing:
             return
         self._eof_wanted = True
-        if not self._buffer:
+        buf = self._buffer
+        if buf is None:
+            self._buffer = buf = []
+        if not buf:
             self._buffer_emptied()
 
     def can_write_eof(self) -> bool:
@@ -329,7 +335,7 @@ class Connection:
         reactor = self.reactor
         reactor.remove_reader(self)
         reactor.remove_writer(self)
-        self._buffer = None
+        self._buffer = []  # Not None: nothing is sent after a close.
         self._buffered = 0
         self.socket.close()
         reactor.call_soon(self._connection_lost, reason)
