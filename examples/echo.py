@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reactor = Reactor()
     listener = reactor.listen_tcp(args.port, Factory.for_protocol(Echo), interface=args.host)
     reactor.add_shutdown_hook(listener.close)
-    print(f"listening on {listener.get_host().host}:{listener.port}", flush=True)
+    # Printed from the first pass of run(), once SIGINT/SIGTERM stop it cleanly.
+    reactor.call_soon(print, f"listening on {listener.get_host().host}:{listener.port}", flush=True)
     reactor.run()
     reactor.close()
     return 0

@@ -92,6 +92,42 @@ class _Waker:
             os.close(self._write_fd)
 
 
+class _SignalWakeup:
+    """The pipe the signal module writes a byte to when a signal arrives (see _install_signal_handlers)."""
+
+    __slots__ = ("_read_fd", "write_fd")
+
+    def __init__(self) -> None:
+        self._read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        # set_wakeup_fd() requires it: a C signal handler must never block.
+        os.set_blocking(self.write_fd, False)
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def on_read(self) -> None:
+        # The bytes only wake the poll; Python runs the handlers themselves.
+        try:
+            os.read(self._read_fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def on_write(self) -> None:  # pragma: no cover - never registered for writing
+        pass
+
+    def on_close(self, reason: Failure) -> None:  # pragma: no cover - on_read does not raise
+        pass
+
+    def close(self) -> None:
+        os.close(self._read_fd)
+        os.close(self.write_fd)
+
+
+# The reactor's own descriptors, which get_readers() and remove_all() leave out.
+_INTERNAL = (_Waker, _SignalWakeup)
+
+
 class Reactor:
     """An event loop: descriptors, timers, a ready queue, threads and shutdown hooks."""
 
@@ -236,7 +272,7 @@ class Reactor:
         """Remove every user descriptor and return them."""
         removed = []
         for descriptor in {id(d): d for d in (*self._readers.values(), *self._writers.values())}.values():
-            if descriptor is self._waker:
+            if type(descriptor) in _INTERNAL:
                 continue
             self.remove_reader(descriptor)
             self.remove_writer(descriptor)
@@ -245,7 +281,7 @@ class Reactor:
 
     def get_readers(self) -> list[Any]:
         """The user descriptors watched for reading."""
-        return [d for d in self._readers.values() if d is not self._waker]
+        return [d for d in self._readers.values() if type(d) not in _INTERNAL]
 
     def get_writers(self) -> list[Any]:
         """The descriptors watched for writing."""
@@ -554,6 +590,15 @@ class Reactor:
             if self.running and not self._stopping:
                 self.stop()
 
+        # Python runs on_signal in the main thread at its next bytecode, but
+        # the loop may already sleep in its poll when the signal's C handler
+        # runs (the signal came to another thread, or just before the poll
+        # began) and then nothing interrupts that sleep. The C handler writes
+        # the signal number to the wake-up fd, which we watch: the poll
+        # returns, and on_signal runs.
+        wakeup = _SignalWakeup()
+        previous_fd = signal.set_wakeup_fd(wakeup.write_fd, warn_on_full_buffer=False)
+        self.add_reader(wakeup)
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, on_signal)
@@ -561,6 +606,9 @@ class Reactor:
         def restore() -> None:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            signal.set_wakeup_fd(previous_fd)
+            self.remove_reader(wakeup)
+            wakeup.close()
 
         return restore
 

@@ -339,6 +339,52 @@ def test_a_signal_stops_run_after_the_hooks_and_the_old_handler_comes_back(react
     assert signal.getsignal(signum) == before
 
 
+def _blocked_in_a_syscall(thread: threading.Thread) -> bool:
+    """True while ``thread`` sleeps in the kernel (here: the loop waiting in its poll)."""
+    with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def test_a_signal_the_poll_does_not_see_still_stops_run(reactor):
+    # The C-level handler may run while the loop is already asleep in its
+    # poll and that poll is not interrupted: the signal came to another
+    # thread, or just before the poll began. Only a wake-up fd written by
+    # the C handler (signal.set_wakeup_fd) ends that sleep; without it run()
+    # would sleep until the next I/O or timer (here the 10 s watchdog).
+    if not in_main_thread():
+        pytest.skip("signal handlers live in the main thread")
+    before = signal.getsignal(signal.SIGTERM)
+    outcome = []
+    main = threading.main_thread()
+
+    def signal_from_another_thread():
+        deadline = time.monotonic() + 5.0
+        while not _blocked_in_a_syscall(main) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        # Sent to this thread itself: the main thread's poll is not interrupted.
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    def watchdog():
+        outcome.append("still running after 10 s")
+        reactor.stop()
+
+    seen = []
+    helper = threading.Thread(target=signal_from_another_thread)
+    timer = reactor.call_later(10.0, watchdog)
+    reactor.call_soon(helper.start)
+    # The wake-up pipe is the reactor's own: users do not see it.
+    reactor.call_soon(lambda: seen.append((reactor.get_readers(), reactor.remove_all())))
+    started = time.monotonic()
+    reactor.run()
+    helper.join()
+    if timer.active():
+        timer.cancel()
+    assert outcome == []
+    assert seen == [([], [])]
+    assert time.monotonic() - started < 5.0
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_a_second_signal_before_the_loop_notices_the_first_is_harmless(reactor):
     if not in_main_thread():
         pytest.skip("signal handlers live in the main thread")

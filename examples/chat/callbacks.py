@@ -120,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lobby: Lobby[ChatProtocol] = Lobby()
     listener = reactor.listen_tcp(args.port, Factory.for_protocol(ChatProtocol, lobby), interface=args.host)
     reactor.add_shutdown_hook(listener.close)
-    announce(listener.get_host().host, listener.port)
+    # Announced from the first pass of run(): by then SIGTERM stops the
+    # reactor cleanly, so whoever waits for the line may send it at once.
+    reactor.call_soon(announce, listener.get_host().host, listener.port)
     reactor.run()
     reactor.close()
     return 0

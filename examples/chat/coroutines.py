@@ -103,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     reactor = Reactor()
     listener = reactor.run_until_complete(serve(reactor, args.host, args.port))
-    announce(listener.get_host().host, listener.port)
+    # Announced from the first pass of run(): by then SIGTERM stops the
+    # reactor cleanly, so whoever waits for the line may send it at once.
+    reactor.call_soon(announce, listener.get_host().host, listener.port)
     reactor.run()
     reactor.close()
     return 0

@@ -159,6 +159,11 @@ def serve_forever(relay: Relay, listener: socket.socket) -> None:
         partner = relay.arrive(me)
         count += 1
         thread = threading.Thread(target=serve_client, args=(relay, me, partner), name=f"chat-{count}", daemon=True)
+        # Started with SIGINT and SIGTERM blocked, which the thread inherits:
+        # the kernel then hands those signals to the main thread, whose
+        # accept() they interrupt. Delivered to a relay thread instead, they
+        # would wait for the next connection to reach Python's handler.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             thread.start()
         except RuntimeError as exc:
@@ -171,6 +176,8 @@ def serve_forever(relay: Relay, listener: socket.socket) -> None:
                 left.hang_up()
             sock.close()
             continue
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         log.info("%s arrived%s", addr, " and is paired" if partner is not None else "; waiting")
 
 
