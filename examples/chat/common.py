@@ -159,7 +159,9 @@ class ServerProcess:
         self.style = style
         #: True once stop() was called (the process ending is then expected).
         self.stopped = False
-        argv = [*prefix, sys.executable, "-m", f"examples.chat.{style}", "--port", "0"]
+        # faulthandler: a server that will not stop is sent SIGABRT (see
+        # stop()), which makes it print every thread's Python stack first.
+        argv = [*prefix, sys.executable, "-X", "faulthandler", "-m", f"examples.chat.{style}", "--port", "0"]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
             cwd=PROJECT_ROOT, env=_child_env(),
@@ -185,7 +187,7 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 10.0) -> int:
-        """Ask the server to stop (SIGTERM), kill it if it will not, reap it; return its exit status."""
+        """Ask the server to stop (SIGTERM); abort it (stacks to its stderr) if it will not; return its exit status."""
         self.stopped = True
         proc = self.proc
         if proc.poll() is None:
@@ -193,8 +195,12 @@ class ServerProcess:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                proc.send_signal(signal.SIGABRT)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
         return proc.returncode
