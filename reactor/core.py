@@ -36,15 +36,17 @@ MAX_POLL_TIMEOUT = 86400.0
 
 
 class _Waker:
-    """The loop's wake-up fd: any thread writes, the loop drains."""
+    """A wake-up fd the loop watches: any thread (or the signal module) writes, the loop drains."""
 
     __slots__ = ("_read_fd", "_write_fd", "_pending")
 
-    def __init__(self) -> None:
-        if hasattr(os, "eventfd"):
+    def __init__(self, pipe: bool = False) -> None:
+        # ``pipe``: for signal.set_wakeup_fd(), which writes single bytes (an
+        # eventfd takes only 8-byte writes).
+        if hasattr(os, "eventfd") and not pipe:
             fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._read_fd = self._write_fd = fd
-        else:  # pragma: no cover - platforms without eventfd
+        else:
             self._read_fd, self._write_fd = os.pipe()
             os.set_blocking(self._read_fd, False)
             os.set_blocking(self._write_fd, False)
@@ -88,44 +90,8 @@ class _Waker:
         # number that something else may have reused.
         self._pending = True
         os.close(self._read_fd)
-        if self._write_fd != self._read_fd:  # pragma: no cover - pipe fallback
+        if self._write_fd != self._read_fd:
             os.close(self._write_fd)
-
-
-class _SignalWakeup:
-    """The pipe the signal module writes a byte to when a signal arrives (see _install_signal_handlers)."""
-
-    __slots__ = ("_read_fd", "write_fd")
-
-    def __init__(self) -> None:
-        self._read_fd, self.write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        # set_wakeup_fd() requires it: a C signal handler must never block.
-        os.set_blocking(self.write_fd, False)
-
-    def fileno(self) -> int:
-        return self._read_fd
-
-    def on_read(self) -> None:
-        # The bytes only wake the poll; Python runs the handlers themselves.
-        try:
-            os.read(self._read_fd, 4096)
-        except (BlockingIOError, InterruptedError):
-            pass
-
-    def on_write(self) -> None:  # pragma: no cover - never registered for writing
-        pass
-
-    def on_close(self, reason: Failure) -> None:  # pragma: no cover - on_read does not raise
-        pass
-
-    def close(self) -> None:
-        os.close(self._read_fd)
-        os.close(self.write_fd)
-
-
-# The reactor's own descriptors, which get_readers() and remove_all() leave out.
-_INTERNAL = (_Waker, _SignalWakeup)
 
 
 class Reactor:
@@ -272,7 +238,7 @@ class Reactor:
         """Remove every user descriptor and return them."""
         removed = []
         for descriptor in {id(d): d for d in (*self._readers.values(), *self._writers.values())}.values():
-            if type(descriptor) in _INTERNAL:
+            if type(descriptor) is _Waker:
                 continue
             self.remove_reader(descriptor)
             self.remove_writer(descriptor)
@@ -281,7 +247,7 @@ class Reactor:
 
     def get_readers(self) -> list[Any]:
         """The user descriptors watched for reading."""
-        return [d for d in self._readers.values() if type(d) not in _INTERNAL]
+        return [d for d in self._readers.values() if type(d) is not _Waker]
 
     def get_writers(self) -> list[Any]:
         """The descriptors watched for writing."""
@@ -596,8 +562,8 @@ class Reactor:
         # began) and then nothing interrupts that sleep. The C handler writes
         # the signal number to the wake-up fd, which we watch: the poll
         # returns, and on_signal runs.
-        wakeup = _SignalWakeup()
-        previous_fd = signal.set_wakeup_fd(wakeup.write_fd, warn_on_full_buffer=False)
+        wakeup = _Waker(pipe=True)
+        previous_fd = signal.set_wakeup_fd(wakeup._write_fd, warn_on_full_buffer=False)
         self.add_reader(wakeup)
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
